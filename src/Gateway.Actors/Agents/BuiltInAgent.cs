@@ -1,0 +1,79 @@
+using Akka;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Gateway.Streams;
+
+namespace Gateway.Actors.Agents;
+
+/// <summary>
+/// A deterministic agent that needs no network and no key: it answers with what it received (the
+/// current message and what the session remembers), in several pieces, with an optional delay
+/// before each piece so it can stand in for a real model in demos and benchmarks.
+/// </summary>
+public sealed class BuiltInAgent : IAgentRuntime
+{
+    public Source<AgentEvent, NotUsed> Run(AgentTurn turn)
+    {
+        var reply = Reply(turn);
+        var pieces = Split(reply, turn.Agent.BuiltIn.Pieces);
+        var promptCharacters = turn.Input.Message.Length + (turn.Input.ExtraSystemPrompt?.Length ?? 0)
+            + turn.History.Sum(entry => entry.Text.Length);
+        var usage = new UsageReport(new TokenUsage(TokenEstimator.Estimate(promptCharacters), TokenEstimator.Estimate(reply)));
+
+        var deltas = Source.From(pieces).Select(AgentEvent (piece) => new TextDelta(piece));
+        var delay = turn.Agent.BuiltIn.PieceDelay;
+        if (delay > TimeSpan.Zero)
+        {
+            // One piece per delay: the first after one delay too, as a model's first token would.
+            deltas = deltas.Throttle(1, delay, 1, ThrottleMode.Shaping).InitialDelay(delay);
+        }
+        return deltas.Concat(Source.From<AgentEvent>([usage, new RunEnded()]));
+    }
+
+    public static string Reply(AgentTurn turn)
+    {
+        var earlierTurns = turn.History.Count(entry => entry.Role == ConversationRole.User);
+        var lastUserText = turn.History.LastOrDefault(entry => entry.Role == ConversationRole.User)?.Text;
+        var memory = lastUserText is null
+            ? "This session holds no earlier turns."
+            : $"This session holds {earlierTurns} earlier turn(s); the last one said: \"{lastUserText}\".";
+        return $"Built-in agent '{turn.Agent.Id}' received: \"{turn.Input.Message}\". {memory}";
+    }
+
+    /// <summary>Splits text into pieces that join back to it: words by default, else <paramref name="count"/> near-equal slices.</summary>
+    public static IReadOnlyList<string> Split(string text, int? count)
+    {
+        if (text.Length == 0) return [];
+        if (count is not { } n || n <= 0)
+        {
+            var words = new List<string>();
+            var start = 0;
+            for (var i = 1; i <= text.Length; i++)
+            {
+                if (i == text.Length || text[i] == ' ')
+                {
+                    words.Add(text[start..i]);
+                    start = i;
+                }
+            }
+            return words;
+        }
+        n = Math.Min(n, text.Length);
+        var slices = new string[n];
+        for (var i = 0; i < n; i++)
+        {
+            var from = (int)((long)text.Length * i / n);
+            var to = (int)((long)text.Length * (i + 1) / n);
+            slices[i] = text[from..to];
+        }
+        return slices;
+    }
+}
+
+/// <summary>Serves every agent with the built-in agent. Upstream model providers come with their own resolver.</summary>
+public sealed class BuiltInAgentResolver : IAgentRuntimeResolver
+{
+    private readonly BuiltInAgent _builtIn = new();
+
+    public IAgentRuntime Resolve(AgentDefinition agent) => _builtIn;
+}

@@ -1,0 +1,50 @@
+using System.Diagnostics.Metrics;
+
+namespace Gateway.Actors;
+
+/// <summary>
+/// Live counts of sessions and runs, exported as OpenTelemetry-compatible gauges on the "Gateway"
+/// meter and readable directly (tests, health output).
+/// </summary>
+public sealed class GatewayMetrics : IDisposable
+{
+    public const string MeterName = "Gateway";
+
+    private readonly Meter _meter = new(MeterName);
+    private long _liveSessions;
+    private long _activeRuns;
+    private long _runsStarted;
+    private long _runsFailed;
+
+    public GatewayMetrics()
+    {
+        _meter.CreateObservableGauge("gateway.sessions.live", () => LiveSessions, description: "Sessions alive in memory");
+        _meter.CreateObservableGauge("gateway.runs.active", () => ActiveRuns, description: "Agent runs in progress");
+        _meter.CreateObservableCounter("gateway.runs.started", () => RunsStarted, description: "Agent runs started");
+        _meter.CreateObservableCounter("gateway.runs.failed", () => RunsFailed, description: "Agent runs that crashed or ended in an error");
+    }
+
+    public long LiveSessions => Interlocked.Read(ref _liveSessions);
+
+    public long ActiveRuns => Interlocked.Read(ref _activeRuns);
+
+    public long RunsStarted => Interlocked.Read(ref _runsStarted);
+
+    public long RunsFailed => Interlocked.Read(ref _runsFailed);
+
+    internal void SessionStarted() => Interlocked.Increment(ref _liveSessions);
+
+    internal void SessionStopped() => Interlocked.Decrement(ref _liveSessions);
+
+    internal void RunStarted()
+    {
+        Interlocked.Increment(ref _runsStarted);
+        Interlocked.Increment(ref _activeRuns);
+    }
+
+    internal void RunStopped() => Interlocked.Decrement(ref _activeRuns);
+
+    internal void RunFailed() => Interlocked.Increment(ref _runsFailed);
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,129 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Streams;
+using Gateway.Actors.Agents;
+using Gateway.Streams;
+using Gateway.Streams.Wire;
+
+namespace Gateway.Actors.Sessions;
+
+/// <summary>
+/// One agent turn, as a child of its session. It materializes the run's graph, replies to the
+/// waiting client (the stream's reading end at once, or the folded answer at the end), and reports
+/// the outcome to its session. Two switches end a run: the agent switch ends it in-band (the client
+/// reads an error event, then [DONE]; used for timeouts and crashes); the reader switch tears the
+/// whole graph down (used when the client has left). It is stopped, never restarted: half a stream
+/// cannot be replayed.
+/// </summary>
+public sealed class AgentRunActor : ReceiveActor, IWithTimers
+{
+    private const string TimeoutTimer = "run-timeout";
+
+    private readonly StartTurn _turn;
+    private readonly IReadOnlyList<ConversationEntry> _history;
+    private readonly IAgentRuntime _runtime;
+    private readonly IActorRef _replyTo;
+    private readonly SessionSettings _settings;
+    private readonly IMaterializer _materializer;
+    private readonly GatewayMetrics _metrics;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private UniqueKillSwitch? _agentSwitch;
+    private IKillSwitch? _readerSwitch;
+    private bool _cancelled;
+    private bool _finished;
+
+    public AgentRunActor(StartTurn turn, IReadOnlyList<ConversationEntry> history, IAgentRuntime runtime,
+        IActorRef replyTo, SessionSettings settings, IMaterializer materializer, GatewayMetrics metrics)
+    {
+        _turn = turn;
+        _history = history;
+        _runtime = runtime;
+        _replyTo = replyTo;
+        _settings = settings;
+        _materializer = materializer;
+        _metrics = metrics;
+
+        Receive<TurnOutcome>(OnOutcome);
+        Receive<CancelRun>(_ => Cancel());
+        Receive<RunTimedOut>(_ =>
+        {
+            _log.Warning("Run {0} in session {1} timed out after {2}", _turn.TurnId, _turn.SessionKey, _settings.RunTimeout);
+            _agentSwitch?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(StartTurn turn, IReadOnlyList<ConversationEntry> history, IAgentRuntime runtime,
+        IActorRef replyTo, SessionSettings settings, IMaterializer materializer, GatewayMetrics metrics) =>
+        Akka.Actor.Props.Create(() => new AgentRunActor(turn, history, runtime, replyTo, settings, materializer, metrics));
+
+    protected override void PreStart()
+    {
+        _metrics.RunStarted();
+        var agentTurn = new AgentTurn(_turn.Agent, _turn.SessionKey, _turn.Input, _history);
+        var source = _runtime.Run(agentTurn);
+        var promptEstimate = TokenEstimator.Estimate(_turn.Input.Message.Length + (_turn.Input.ExtraSystemPrompt?.Length ?? 0)
+            + _history.Sum(entry => entry.Text.Length));
+
+        Task<TurnOutcome> outcome;
+        if (_turn.Mode == AnswerMode.Stream)
+        {
+            var run = ChatGraphs.RunStreaming(source, _turn.Header, _turn.IncludeUsage, promptEstimate, _settings.StreamBuffer, _materializer);
+            (_agentSwitch, _readerSwitch, outcome) = (run.AgentSwitch, run.ReaderSwitch, run.Outcome);
+            _replyTo.Tell(new TurnStreaming(new AnswerStream(run.Events, run.ReaderSwitch)));
+        }
+        else
+        {
+            var run = ChatGraphs.RunCompletion(source, _turn.Header, promptEstimate, _materializer);
+            (_agentSwitch, outcome) = (run.AgentSwitch, run.Outcome);
+            // Piped straight to the client: the answer does not depend on this actor staying alive.
+            run.Answer.PipeTo(_replyTo, success: answer => new TurnCompleted(answer), failure: ex => new Status.Failure(ex));
+        }
+        outcome.PipeTo(Self);
+        Timers.StartSingleTimer(TimeoutTimer, RunTimedOut.Instance, _settings.RunTimeout);
+    }
+
+    protected override void PostStop()
+    {
+        _metrics.RunStopped();
+        if (_finished) return;
+        // Stopped before the graph ended (a crash, or the session stopping): end the graph in-band so a
+        // reading client still gets an error event and [DONE]; the reader end is the client's to drop.
+        _agentSwitch?.Abort(new AgentRunException(ChatError.Internal));
+    }
+
+    private void Cancel()
+    {
+        _cancelled = true;
+        if (_readerSwitch is not null) _readerSwitch.Shutdown();
+        else _agentSwitch?.Abort(new OperationCanceledException("the client left"));
+    }
+
+    private void OnOutcome(TurnOutcome outcome)
+    {
+        _finished = true;
+        Timers.CancelAll();
+        if (outcome.Error?.Cause is { } cause and not OperationCanceledException)
+        {
+            _metrics.RunFailed();
+            _log.Error(cause, "Run {0} in session {1} failed", _turn.TurnId, _turn.SessionKey);
+        }
+        var reported = _cancelled && !outcome.Cancelled ? outcome with { Cancelled = true } : outcome;
+        Context.Parent.Tell(new RunFinished(_turn.TurnId, reported));
+    }
+
+    private sealed record RunTimedOut
+    {
+        public static RunTimedOut Instance { get; } = new();
+    }
+}
+
+/// <summary>The session asks its run to stop because the client left.</summary>
+internal sealed record CancelRun
+{
+    public static CancelRun Instance { get; } = new();
+}
+
+/// <summary>A run tells its session how the turn ended.</summary>
+internal sealed record RunFinished(string TurnId, TurnOutcome Outcome);

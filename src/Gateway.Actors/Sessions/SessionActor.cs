@@ -1,0 +1,151 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Streams;
+using Gateway.Actors.Agents;
+using Gateway.Streams;
+
+namespace Gateway.Actors.Sessions;
+
+/// <summary>
+/// One agent session: its conversation memory and its turns, run one at a time in arrival order
+/// (FIFO; a later turn waits, it is not rejected, up to a bounded queue). Each turn runs as a
+/// supervised child (<see cref="AgentRunActor"/>); a run that crashes is stopped and fails only its
+/// own client, and the session goes on with the next turn. An idle session asks its parent to
+/// passivate it: after <see cref="SessionSettings.PassivateAfter"/>, or at once for a stateless one.
+/// </summary>
+public sealed class SessionActor : ReceiveActor
+{
+    private readonly string _sessionKey;
+    private readonly SessionSettings _settings;
+    private readonly IAgentRuntimeResolver _runtimes;
+    private readonly IMaterializer _materializer;
+    private readonly GatewayMetrics _metrics;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly List<ConversationEntry> _history = [];
+    private readonly LinkedList<(StartTurn Turn, IActorRef ReplyTo)> _waiting = new();
+    private (StartTurn Turn, IActorRef ReplyTo, IActorRef Run)? _current;
+    private bool _stateless = true;
+    private long _runCounter;
+
+    public SessionActor(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
+        IMaterializer materializer, GatewayMetrics metrics)
+    {
+        _sessionKey = sessionKey;
+        _settings = settings;
+        _runtimes = runtimes;
+        _materializer = materializer;
+        _metrics = metrics;
+
+        Receive<StartTurn>(OnStartTurn);
+        Receive<LeaveTurn>(OnLeaveTurn);
+        Receive<RunFinished>(OnRunFinished);
+        Receive<Terminated>(terminated => OnRunTerminated(terminated.ActorRef));
+        Receive<ReceiveTimeout>(_ => { if (IsIdle) Context.Parent.Tell(new Passivate(StopSession.Instance)); });
+        Receive<StopSession>(_ =>
+        {
+            if (IsIdle) Context.Stop(Self);
+            else Context.Parent.Tell(PassivationCancelled.Instance);
+        });
+    }
+
+    public static Props Props(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
+        IMaterializer materializer, GatewayMetrics metrics) =>
+        Akka.Actor.Props.Create(() => new SessionActor(sessionKey, settings, runtimes, materializer, metrics));
+
+    private bool IsIdle => _current is null && _waiting.Count == 0;
+
+    /// <summary>A run is stopped, never restarted: half a stream cannot be replayed.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(Decider.From(Directive.Stop));
+
+    protected override void PreStart() => _metrics.SessionStarted();
+
+    protected override void PostStop()
+    {
+        _metrics.SessionStopped();
+        // Anyone still waiting would otherwise wait until their ask times out.
+        foreach (var (_, replyTo) in _waiting) replyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
+        _waiting.Clear();
+    }
+
+    private void OnStartTurn(StartTurn turn)
+    {
+        // One turn with memory makes the session keep its memory: it then passivates only when idle.
+        _stateless &= turn.Stateless;
+        if (_waiting.Count >= _settings.MaxQueuedTurns)
+        {
+            Sender.Tell(new Status.Failure(new SessionBusyException(_sessionKey, _settings.MaxQueuedTurns)));
+            return;
+        }
+        _waiting.AddLast((turn, Sender));
+        StartNextOrIdle();
+    }
+
+    private void OnLeaveTurn(LeaveTurn leave)
+    {
+        if (_current is { } current && current.Turn.TurnId == leave.TurnId)
+        {
+            current.Run.Tell(CancelRun.Instance);
+            return;
+        }
+        for (var node = _waiting.First; node is not null; node = node.Next)
+        {
+            if (node.Value.Turn.TurnId != leave.TurnId) continue;
+            _waiting.Remove(node);
+            break;
+        }
+        StartNextOrIdle();
+    }
+
+    private void OnRunFinished(RunFinished finished)
+    {
+        if (_current is not { } current || current.Turn.TurnId != finished.TurnId) return;
+        if (finished.Outcome.Succeeded) Remember(current.Turn.Input.Message, finished.Outcome.ReplyText);
+        Context.Unwatch(current.Run);
+        Context.Stop(current.Run);
+        _current = null;
+        StartNextOrIdle();
+    }
+
+    private void OnRunTerminated(IActorRef run)
+    {
+        if (_current is not { } current || !current.Run.Equals(run)) return;
+        // The run died without reporting an outcome (it crashed). Its client gets a failure; if the
+        // run had already answered, this second reply is dropped by the finished ask.
+        _log.Warning("Run {0} in session {1} stopped without finishing", current.Turn.TurnId, _sessionKey);
+        current.ReplyTo.Tell(new Status.Failure(new AgentRunException(ChatError.Internal)));
+        _current = null;
+        StartNextOrIdle();
+    }
+
+    private void StartNextOrIdle()
+    {
+        if (_current is null && _waiting.First is { } next)
+        {
+            _waiting.RemoveFirst();
+            var (turn, replyTo) = next.Value;
+            var runtime = _runtimes.Resolve(turn.Agent);
+            var run = Context.ActorOf(
+                AgentRunActor.Props(turn, _history.ToArray(), runtime, replyTo, _settings, _materializer, _metrics),
+                $"run-{++_runCounter}");
+            Context.Watch(run);
+            _current = (turn, replyTo, run);
+            SetReceiveTimeout(null);
+            return;
+        }
+        if (!IsIdle) return;
+        if (_stateless) Context.Parent.Tell(new Passivate(StopSession.Instance));
+        else SetReceiveTimeout(_settings.PassivateAfter);
+    }
+
+    private void Remember(string userText, string assistantText)
+    {
+        _history.Add(new ConversationEntry(ConversationRole.User, userText));
+        _history.Add(new ConversationEntry(ConversationRole.Assistant, assistantText));
+        var excess = _history.Count - _settings.MaxHistoryEntries;
+        if (excess > 0) _history.RemoveRange(0, excess);
+    }
+}
+
+/// <summary>The session stopped before this turn could run.</summary>
+public sealed class SessionStoppedException(string sessionKey) : Exception($"Session '{sessionKey}' stopped.");

@@ -1,0 +1,87 @@
+using System.Net.ServerSentEvents;
+using System.Threading.Channels;
+using Akka.Streams;
+using Gateway.Actors.Agents;
+using Gateway.Streams.Wire;
+
+namespace Gateway.Actors.Sessions;
+
+/// <summary>A message routed to a session by its key (the routing key a shard region would use too).</summary>
+public interface IWithSessionKey
+{
+    string SessionKey { get; }
+}
+
+/// <summary>Marker for the session router in the ActorRegistry (later: a cluster shard region).</summary>
+public sealed class SessionRouter;
+
+/// <summary>How the answer leaves the run: as SSE items, or folded into one completion.</summary>
+public enum AnswerMode { Completion, Stream }
+
+/// <summary>
+/// Ask a session to run one agent turn. The reply is <see cref="TurnStreaming"/> (stream mode, as soon
+/// as the run starts), <see cref="TurnCompleted"/> (completion mode, when it ends), or a
+/// <c>Status.Failure</c> when the run could not start or crashed before answering.
+/// </summary>
+/// <param name="Stateless">The session exists for this one turn: it ends as soon as the turn does.</param>
+public sealed record StartTurn(
+    string SessionKey,
+    bool Stateless,
+    AgentDefinition Agent,
+    AgentInput Input,
+    ChatAnswerHeader Header,
+    AnswerMode Mode,
+    bool IncludeUsage) : IWithSessionKey
+{
+    public string TurnId => Header.Id;
+}
+
+/// <summary>The client of a turn left (disconnected, or gave up waiting): drop it if queued, cancel it if running.</summary>
+public sealed record LeaveTurn(string SessionKey, string TurnId) : IWithSessionKey;
+
+/// <summary>A streamed answer: read its events; abandon it when the reader goes away early.</summary>
+public sealed record TurnStreaming(AnswerStream Answer);
+
+/// <summary>A folded answer.</summary>
+public sealed record TurnCompleted(ChatAnswer Answer);
+
+/// <summary>
+/// The reading end of a streamed answer: a bounded channel of SSE items, and the switch that tears
+/// down the run's graph from this end (safe to call from any thread, more than once).
+/// </summary>
+public sealed class AnswerStream(ChannelReader<SseItem<string>> events, IKillSwitch readerSwitch)
+{
+    public ChannelReader<SseItem<string>> Events { get; } = events;
+
+    public void Abandon() => readerSwitch.Shutdown();
+}
+
+/// <summary>The session has too many turns waiting; the client should retry later.</summary>
+public sealed class SessionBusyException(string sessionKey, int limit)
+    : Exception($"Session '{sessionKey}' already has {limit} turns waiting.");
+
+/// <summary>
+/// Sent by a session to its parent to ask to be stopped (the same protocol as Akka's cluster sharding:
+/// the parent buffers the session's messages until it has stopped, then starts it anew).
+/// </summary>
+public sealed record Passivate(object StopMessage);
+
+/// <summary>The parent's request that an idle session stop itself.</summary>
+public sealed record StopSession
+{
+    public static StopSession Instance { get; } = new();
+}
+
+/// <summary>A session that was asked to stop received work meanwhile and keeps running.</summary>
+public sealed record PassivationCancelled
+{
+    public static PassivationCancelled Instance { get; } = new();
+}
+
+/// <summary>How many sessions the router has alive now (for tests and diagnostics).</summary>
+public sealed record GetSessionCount
+{
+    public static GetSessionCount Instance { get; } = new();
+}
+
+public sealed record SessionCount(int Live, int Passivating);

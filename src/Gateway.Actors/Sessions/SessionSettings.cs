@@ -1,0 +1,25 @@
+namespace Gateway.Actors.Sessions;
+
+/// <summary>The limits sessions and runs live by (from config; see GatewayOptions in the API).</summary>
+/// <param name="PassivateAfter">An idle session with memory is stopped after this long.</param>
+/// <param name="MaxQueuedTurns">Turns that may wait behind a running one in one session.</param>
+/// <param name="MaxHistoryEntries">Messages a session remembers (oldest dropped first).</param>
+/// <param name="RunTimeout">A run longer than this is ended with an error.</param>
+/// <param name="StreamBuffer">SSE items a streamed answer may hold between the run and the HTTP writer.</param>
+/// <param name="MaxBufferedPerPassivatingSession">Messages the router holds for a session while it stops.</param>
+public sealed record SessionSettings(
+    TimeSpan PassivateAfter,
+    int MaxQueuedTurns,
+    int MaxHistoryEntries,
+    TimeSpan RunTimeout,
+    int StreamBuffer,
+    int MaxBufferedPerPassivatingSession)
+{
+    public static SessionSettings Default { get; } = new(
+        PassivateAfter: TimeSpan.FromMinutes(30),
+        MaxQueuedTurns: 64,
+        MaxHistoryEntries: 200,
+        RunTimeout: TimeSpan.FromSeconds(600),
+        StreamBuffer: 16,
+        MaxBufferedPerPassivatingSession: 256);
+}

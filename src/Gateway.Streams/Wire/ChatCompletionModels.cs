@@ -1,0 +1,79 @@
+using System.Text.Json.Serialization;
+
+namespace Gateway.Streams.Wire;
+
+// The OpenAI Chat Completions response shapes the gateway writes (spec §7, §8).
+
+/// <summary>What every chunk of one answer shares: the run id, its creation time and the echoed model.</summary>
+public sealed record ChatAnswerHeader(string Id, long Created, string Model);
+
+public sealed record ChatCompletion(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("created")] long Created,
+    [property: JsonPropertyName("model")] string Model,
+    [property: JsonPropertyName("choices")] IReadOnlyList<ChatCompletionChoice> Choices,
+    [property: JsonPropertyName("usage")] ChatUsage Usage)
+{
+    [JsonPropertyName("object")]
+    [JsonPropertyOrder(-1)]
+    public string Object => "chat.completion";
+}
+
+public sealed record ChatCompletionChoice(
+    [property: JsonPropertyName("index")] int Index,
+    [property: JsonPropertyName("message")] ChatMessageOut Message,
+    [property: JsonPropertyName("finish_reason")] string FinishReason);
+
+public sealed record ChatMessageOut(
+    [property: JsonPropertyName("role")] string Role,
+    [property: JsonPropertyName("content")] string? Content);
+
+public sealed record ChatUsage(
+    [property: JsonPropertyName("prompt_tokens")] int PromptTokens,
+    [property: JsonPropertyName("completion_tokens")] int CompletionTokens,
+    [property: JsonPropertyName("total_tokens")] int TotalTokens)
+{
+    public static ChatUsage From(TokenUsage usage) => new(usage.PromptTokens, usage.CompletionTokens, usage.TotalTokens);
+}
+
+public sealed record ChatCompletionChunk(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("created")] long Created,
+    [property: JsonPropertyName("model")] string Model,
+    [property: JsonPropertyName("choices")] IReadOnlyList<ChatChunkChoice> Choices,
+    [property: JsonPropertyName("usage"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatUsage? Usage = null)
+{
+    [JsonPropertyName("object")]
+    [JsonPropertyOrder(-1)]
+    public string Object => "chat.completion.chunk";
+}
+
+/// <summary>A chunk's choice. <c>finish_reason</c> is always written: null until the finish chunk.</summary>
+public sealed record ChatChunkChoice(
+    [property: JsonPropertyName("index")] int Index,
+    [property: JsonPropertyName("delta")] ChatDelta Delta,
+    [property: JsonPropertyName("finish_reason")] string? FinishReason);
+
+public sealed record ChatDelta(
+    [property: JsonPropertyName("role"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role = null,
+    [property: JsonPropertyName("content"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content = null)
+{
+    public static ChatDelta Empty { get; } = new();
+}
+
+/// <summary>The OpenAI error envelope.</summary>
+public sealed record ErrorEnvelope([property: JsonPropertyName("error")] ErrorBody Error)
+{
+    public static ErrorEnvelope From(ChatError error) => new(new ErrorBody(error.Message, error.Type, error.Code));
+}
+
+public sealed record ErrorBody(
+    [property: JsonPropertyName("message")] string Message,
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("code"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Code = null);
+
+[JsonSourceGenerationOptions(WriteIndented = false)]
+[JsonSerializable(typeof(ChatCompletion))]
+[JsonSerializable(typeof(ChatCompletionChunk))]
+[JsonSerializable(typeof(ErrorEnvelope))]
+public sealed partial class WireJsonContext : JsonSerializerContext;
