@@ -61,6 +61,22 @@ public sealed class AgentRunActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         _metrics.RunStarted();
+        try
+        {
+            StartRun();
+        }
+        catch
+        {
+            // Akka never calls PostStop on an actor whose PreStart threw, so undo here what PostStop would;
+            // the session's supervisor then stops this run and fails its client.
+            _metrics.RunFailed();
+            PostStop();
+            throw;
+        }
+    }
+
+    private void StartRun()
+    {
         var agentTurn = new AgentTurn(_turn.Agent, _turn.SessionKey, _turn.Input, _history);
         var source = _runtime.Run(agentTurn);
         var promptEstimate = TokenEstimator.Estimate(_turn.Input.Message.Length + (_turn.Input.ExtraSystemPrompt?.Length ?? 0)

@@ -70,13 +70,13 @@ public sealed class SessionActor : ReceiveActor
 
     private void OnStartTurn(StartTurn turn)
     {
-        // One turn with memory makes the session keep its memory: it then passivates only when idle.
-        _stateless &= turn.Stateless;
         if (_waiting.Count >= _settings.MaxQueuedTurns)
         {
             Sender.Tell(new Status.Failure(new SessionBusyException(_sessionKey, _settings.MaxQueuedTurns)));
             return;
         }
+        // One turn with memory makes the session keep its memory: it then passivates only when idle.
+        _stateless &= turn.Stateless;
         _waiting.AddLast((turn, Sender));
         StartNextOrIdle();
     }

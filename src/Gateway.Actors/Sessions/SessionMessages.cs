@@ -36,8 +36,11 @@ public sealed record StartTurn(
     public string TurnId => Header.Id;
 }
 
+/// <summary>A message that only matters to a session that is alive: the router never starts a session for it.</summary>
+public interface IForLiveSessionOnly : IWithSessionKey;
+
 /// <summary>The client of a turn left (disconnected, or gave up waiting): drop it if queued, cancel it if running.</summary>
-public sealed record LeaveTurn(string SessionKey, string TurnId) : IWithSessionKey;
+public sealed record LeaveTurn(string SessionKey, string TurnId) : IForLiveSessionOnly;
 
 /// <summary>A streamed answer: read its events; abandon it when the reader goes away early.</summary>
 public sealed record TurnStreaming(AnswerStream Answer);

@@ -58,6 +58,7 @@ public sealed class SessionRouterActor : ReceiveActor
             buffer.Add((entityMessage, Sender));
             return;
         }
+        if (message is IForLiveSessionOnly && !_entities.ContainsKey(id)) return;
         EntityFor(id).Forward(entityMessage);
     }
 

@@ -27,8 +27,8 @@ public static class ChatAnswerEnds
         FinishPart finish => Chunk(header, ChatDelta.Empty, finish.FinishReason),
         UsagePart usage => JsonSerializer.Serialize(
             new ChatCompletionChunk(header.Id, header.Created, header.Model, [], ChatUsage.From(usage.Usage)),
-            WireJsonContext.Default.ChatCompletionChunk),
-        ErrorPart error => JsonSerializer.Serialize(ErrorEnvelope.From(error.Error), WireJsonContext.Default.ErrorEnvelope),
+            WireJson.Context.ChatCompletionChunk),
+        ErrorPart error => JsonSerializer.Serialize(ErrorEnvelope.From(error.Error), WireJson.Context.ErrorEnvelope),
         DonePart => DoneMarker,
         _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown stream part"),
     };
@@ -49,7 +49,7 @@ public static class ChatAnswerEnds
     private static string Chunk(ChatAnswerHeader header, ChatDelta delta, string? finishReason) =>
         JsonSerializer.Serialize(
             new ChatCompletionChunk(header.Id, header.Created, header.Model, [new ChatChunkChoice(0, delta, finishReason)]),
-            WireJsonContext.Default.ChatCompletionChunk);
+            WireJson.Context.ChatCompletionChunk);
 
     private sealed class CompletionFold(ChatAnswerHeader header)
     {

@@ -1,14 +1,17 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Gateway.Streams.Wire;
 
-// The OpenAI Chat Completions response shapes the gateway writes (spec §7, §8).
+// The OpenAI Chat Completions response shapes the gateway writes (spec §7, §8), with OpenAI's member
+// order: id, object, created, model, choices, usage.
 
 /// <summary>What every chunk of one answer shares: the run id, its creation time and the echoed model.</summary>
 public sealed record ChatAnswerHeader(string Id, long Created, string Model);
 
 public sealed record ChatCompletion(
-    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("id"), JsonPropertyOrder(-2)] string Id,
     [property: JsonPropertyName("created")] long Created,
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("choices")] IReadOnlyList<ChatCompletionChoice> Choices,
@@ -37,7 +40,7 @@ public sealed record ChatUsage(
 }
 
 public sealed record ChatCompletionChunk(
-    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("id"), JsonPropertyOrder(-2)] string Id,
     [property: JsonPropertyName("created")] long Created,
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("choices")] IReadOnlyList<ChatChunkChoice> Choices,
@@ -77,3 +80,14 @@ public sealed record ErrorBody(
 [JsonSerializable(typeof(ChatCompletionChunk))]
 [JsonSerializable(typeof(ErrorEnvelope))]
 public sealed partial class WireJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// The serializer context for everything the gateway writes. Non-ASCII text goes out as UTF-8, as
+/// OpenAI sends it, instead of \uXXXX escapes (the default encoder escapes for HTML embedding, which
+/// JSON and SSE responses do not need).
+/// </summary>
+public static class WireJson
+{
+    public static WireJsonContext Context { get; } =
+        new(new JsonSerializerOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+}

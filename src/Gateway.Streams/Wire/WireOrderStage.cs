@@ -101,6 +101,9 @@ public sealed class WireOrderStage : GraphStageWithMaterializedValue<FlowShape<A
         public override void OnUpstreamFailure(Exception e)
         {
             if (_ending) return;
+            // A kill switch's Abort(cause) arrives wrapped in an AggregateException (Akka.NET fails the
+            // stage with the switch task's Exception); unwrap it so the cause is the one passed to Abort.
+            if (e is AggregateException { InnerExceptions.Count: 1 } aborted) e = aborted.InnerExceptions[0];
             // Only errors we raised on purpose are shown; anything else reads as "internal error".
             Fail(new ErrorPart(e is AgentRunException known ? known.Error : ChatError.Internal, e));
         }

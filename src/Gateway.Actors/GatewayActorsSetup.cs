@@ -1,0 +1,58 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Streams;
+using Gateway.Actors.Agents;
+using Gateway.Actors.Sessions;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Actors;
+
+public static class GatewayActorsSetup
+{
+    /// <summary>The services the actors use: agent runtimes and the live metrics.</summary>
+    public static IServiceCollection AddGatewayActorServices(this IServiceCollection services)
+    {
+        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<IAgentRuntimeResolver, BuiltInAgentResolver>();
+        return services;
+    }
+
+    /// <summary>
+    /// Starts the session router and registers it under <see cref="SessionRouter"/>. Only the router
+    /// is top-level; sessions and runs are its children.
+    /// </summary>
+    /// <param name="settings">Builds the session limits from the actor system's config and the app's options.</param>
+    public static AkkaConfigurationBuilder WithGatewayActors(
+        this AkkaConfigurationBuilder builder, Func<Config, IServiceProvider, SessionSettings> settings) =>
+        builder.WithActors((system, registry, resolver) =>
+        {
+            var services = resolver.GetService<IServiceProvider>();
+            var sessionSettings = settings(system.Settings.Config, services);
+            var runtimes = resolver.GetService<IAgentRuntimeResolver>();
+            var metrics = resolver.GetService<GatewayMetrics>();
+            var materializer = system.Materializer();
+            var router = system.ActorOf(
+                SessionRouterActor.Props(
+                    key => SessionActor.Props(key, sessionSettings, runtimes, materializer, metrics),
+                    SessionKeyExtractor.Instance,
+                    sessionSettings.MaxBufferedPerPassivatingSession),
+                "sessions");
+            registry.Register<SessionRouter>(router);
+        });
+
+    /// <summary>Reads <c>gateway.sessions</c> from HOCON over the defaults.</summary>
+    public static SessionSettings FromHocon(Config config)
+    {
+        var section = config.GetConfig("gateway.sessions");
+        var defaults = SessionSettings.Default;
+        if (section is null || section.IsEmpty) return defaults;
+        return defaults with
+        {
+            MaxQueuedTurns = section.GetInt("max-queued-turns", defaults.MaxQueuedTurns),
+            MaxHistoryEntries = section.GetInt("max-history-entries", defaults.MaxHistoryEntries),
+            StreamBuffer = section.GetInt("stream-buffer", defaults.StreamBuffer),
+            MaxBufferedPerPassivatingSession = section.GetInt("passivation-buffer", defaults.MaxBufferedPerPassivatingSession),
+        };
+    }
+}

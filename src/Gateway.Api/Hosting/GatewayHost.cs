@@ -1,0 +1,72 @@
+using System.Net;
+using Akka.Hosting;
+using Gateway.Actors;
+using Gateway.Api.Configuration;
+using Gateway.Api.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Api.Hosting;
+
+/// <summary>Builds the gateway: config, options, the actor system, Kestrel and the routes.</summary>
+public static class GatewayHost
+{
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        var configPath = OpenClawConfigFile.Locate(builder.Configuration);
+        builder.Configuration.AddInMemoryCollection(OpenClawConfigFile.Load(configPath));
+
+        // One line per request is too much for a gateway under load; warnings and errors still show.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.AddGatewayServices();
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<GatewayOptions>>((kestrel, gateway) =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = ChatCompletionsEndpoint.MaxBodyBytes;
+            var address = gateway.Value.Bind == BindMode.Lan ? IPAddress.Any : IPAddress.Loopback;
+            kestrel.Listen(address, gateway.Value.Port);
+        });
+
+        var app = builder.Build();
+        app.Logger.LogInformation("Config file: {ConfigPath}{Missing}", configPath, File.Exists(configPath) ? "" : " (not found: using defaults)");
+        foreach (var key in KnownConfigKeys.Unknown(app.Configuration))
+            app.Logger.LogDebug("Config key {Key} is not used by this gateway; ignored", key);
+
+        app.Use(SecurityHeaders);
+        app.MapHealth();
+        app.MapChatCompletions();
+        return app;
+    }
+
+    /// <summary>Options, agents and the actor system; tests build on the same call.</summary>
+    public static IServiceCollection AddGatewayServices(this IServiceCollection services)
+    {
+        services.AddOptions<GatewayOptions>().Configure<IConfiguration>((options, configuration) => options.Load(configuration)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        services.AddOptions<AgentsOptions>().Configure<IConfiguration>((options, configuration) => options.Load(configuration)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AgentsOptions>, AgentsOptionsValidator>();
+        services.AddSingleton<BearerAuth>();
+        services.AddSingleton<AgentRouting>();
+        services.AddGatewayActorServices();
+        services.AddAkka("gateway", (akka, provider) =>
+        {
+            akka.AddHoconFile(Path.Combine(AppContext.BaseDirectory, "akka.hocon"), HoconAddMode.Prepend);
+            akka.ConfigureLoggers(loggers => loggers.AddLoggerFactory());
+            akka.WithGatewayActors((config, services) => GatewayActorsSetup.FromHocon(config) with
+            {
+                PassivateAfter = services.GetRequiredService<IOptions<GatewayOptions>>().Value.SessionIdle,
+                RunTimeout = services.GetRequiredService<IOptions<AgentsOptions>>().Value.RunTimeout,
+            });
+        });
+        return services;
+    }
+
+    /// <summary>Spec §10: on every response.</summary>
+    private static Task SecurityHeaders(HttpContext context, Func<Task> next)
+    {
+        context.Response.Headers.XContentTypeOptions = "nosniff";
+        context.Response.Headers["Referrer-Policy"] = "no-referrer";
+        return next();
+    }
+}

@@ -1,0 +1,124 @@
+using System.Net.ServerSentEvents;
+using System.Threading.Channels;
+using Akka;
+using Akka.Actor;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Akka.Streams.TestKit;
+using Akka.TestKit;
+using Gateway.Actors;
+using Gateway.Actors.Agents;
+using Gateway.Actors.Sessions;
+using Gateway.Streams;
+using Gateway.Streams.Wire;
+using Xunit.Abstractions;
+
+namespace Gateway.UnitTests.Actors;
+
+/// <summary>An agent runtime made of a function, so each spec says what its agent does.</summary>
+public sealed class TestRuntime(Func<AgentTurn, Source<AgentEvent, NotUsed>> run) : IAgentRuntime, IAgentRuntimeResolver
+{
+    public Source<AgentEvent, NotUsed> Run(AgentTurn turn) => run(turn);
+
+    public IAgentRuntime Resolve(AgentDefinition agent) => this;
+}
+
+/// <summary>A run the test drives: the turn it was started for, and the agent's publisher probe.</summary>
+public sealed record RunStarted(AgentTurn Turn, TestPublisher.Probe<AgentEvent> Agent);
+
+/// <summary>
+/// Session specs build the router the way production does (router → session → run), with metrics and a
+/// test runtime, and talk to it with Tell from test probes standing in for HTTP clients.
+/// </summary>
+public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+{
+    protected const string AliceKey = "agent:main:openai-user:alice";
+    protected const string BobKey = "agent:main:openai-user:bob";
+
+    protected static readonly AgentDefinition MainAgent = new("main", null, BuiltInAgentSettings.Default);
+    protected static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(200);
+
+    private int _turns;
+
+    protected GatewayMetrics Metrics { get; } = new();
+
+    protected static SessionSettings Settings(
+        TimeSpan? passivateAfter = null, int maxQueuedTurns = 64, TimeSpan? runTimeout = null, int streamBuffer = 16) =>
+        SessionSettings.Default with
+        {
+            PassivateAfter = passivateAfter ?? TimeSpan.FromMinutes(30),
+            MaxQueuedTurns = maxQueuedTurns,
+            RunTimeout = runTimeout ?? TimeSpan.FromMinutes(10),
+            StreamBuffer = streamBuffer,
+        };
+
+    protected IActorRef Router(IAgentRuntimeResolver resolver, SessionSettings? settings = null)
+    {
+        var sessionSettings = settings ?? Settings();
+        var materializer = Sys.Materializer();
+        return Sys.ActorOf(SessionRouterActor.Props(
+            key => SessionActor.Props(key, sessionSettings, resolver, materializer, Metrics),
+            SessionKeyExtractor.Instance, 16));
+    }
+
+    protected static TestRuntime BuiltIn { get; } = new(new BuiltInAgent().Run);
+
+    /// <summary>Each run's agent is a fresh publisher probe, announced to <paramref name="runs"/>.</summary>
+    protected TestRuntime Probed(TestProbe runs) => new(turn =>
+        this.SourceProbe<AgentEvent>().MapMaterializedValue(agent =>
+        {
+            runs.Tell(new RunStarted(turn, agent));
+            return NotUsed.Instance;
+        }));
+
+    protected StartTurn Turn(string key, string message, AnswerMode mode = AnswerMode.Completion,
+        bool stateless = false, bool includeUsage = false) =>
+        new(key, stateless, MainAgent, new AgentInput(message),
+            new ChatAnswerHeader($"chatcmpl_{Interlocked.Increment(ref _turns)}", 1767225600, "openclaw"), mode, includeUsage);
+
+    /// <summary>A stateless turn, keyed the way the API keys one: a fresh key per request.</summary>
+    protected StartTurn StatelessTurn(string message, AnswerMode mode = AnswerMode.Completion) =>
+        Turn($"agent:main:openai:{Guid.NewGuid()}", message, mode, stateless: true);
+
+    protected static string ReplyText(TurnCompleted completed)
+    {
+        Assert.Null(completed.Answer.Error);
+        return Assert.Single(completed.Answer.Completion!.Choices).Message.Content!;
+    }
+
+    protected async Task<string> AskForReplyAsync(IActorRef router, StartTurn turn)
+    {
+        var client = CreateTestProbe();
+        router.Tell(turn, client.Ref);
+        return ReplyText(await client.ExpectMsgAsync<TurnCompleted>());
+    }
+
+    protected async Task<SessionCount> SessionCountAsync(IActorRef router)
+    {
+        var probe = CreateTestProbe();
+        router.Tell(GetSessionCount.Instance, probe.Ref);
+        return await probe.ExpectMsgAsync<SessionCount>();
+    }
+
+    protected async Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events)
+    {
+        using var timeout = new CancellationTokenSource(RemainingOrDefault);
+        return (await events.ReadAsync(timeout.Token)).Data;
+    }
+
+    protected async Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events)
+    {
+        using var timeout = new CancellationTokenSource(RemainingOrDefault);
+        var data = new List<string>();
+        await foreach (var item in events.ReadAllAsync(timeout.Token)) data.Add(item.Data);
+        return data;
+    }
+
+    protected static string Event(StartTurn turn, ChatStreamPart part) => ChatAnswerEnds.FormatEvent(turn.Header, part);
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing) Metrics.Dispose();
+    }
+}

@@ -1,0 +1,173 @@
+using System.Net.ServerSentEvents;
+using System.Text;
+using System.Text.Json;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Gateway.Streams;
+using Gateway.Streams.Wire;
+using Xunit.Abstractions;
+
+namespace Gateway.UnitTests.Streams;
+
+/// <summary>Spec §7 and §8: what each part reads as on the wire, and the folded, non-streamed answer.</summary>
+public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+{
+    private static readonly ChatAnswerHeader Header = new("chatcmpl_0f8e", 1767225600, "openclaw/main");
+
+    private const string Prefix = """{"id":"chatcmpl_0f8e","object":"chat.completion.chunk","created":1767225600,"model":"openclaw/main","choices":""";
+
+    // ---- FormatEvent: one whole event per part --------------------------------------------------
+
+    [Fact]
+    public void Role_part_is_an_assistant_delta_with_empty_content_and_a_null_finish_reason()
+    {
+        Assert.Equal(
+            Prefix + """[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}""",
+            ChatAnswerEnds.FormatEvent(Header, RolePart.Instance));
+    }
+
+    [Fact]
+    public void Content_part_is_a_content_delta_with_finish_reason_null_present()
+    {
+        Assert.Equal(
+            Prefix + """[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}""",
+            ChatAnswerEnds.FormatEvent(Header, new ContentPart("Hello")));
+    }
+
+    [Fact]
+    public void Content_part_text_is_escaped_as_json()
+    {
+        var json = ChatAnswerEnds.FormatEvent(Header, new ContentPart("say \"hi\"\nthen\\stop"));
+
+        using var document = JsonDocument.Parse(json);
+        Assert.Equal("say \"hi\"\nthen\\stop",
+            document.RootElement.GetProperty("choices")[0].GetProperty("delta").GetProperty("content").GetString());
+        Assert.DoesNotContain('\n', json);
+    }
+
+    [Fact]
+    public void Finish_part_has_an_empty_delta_and_its_reason()
+    {
+        Assert.Equal(
+            Prefix + """[{"index":0,"delta":{},"finish_reason":"stop"}]}""",
+            ChatAnswerEnds.FormatEvent(Header, new FinishPart(FinishReasons.Stop)));
+        Assert.Equal(
+            Prefix + """[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}""",
+            ChatAnswerEnds.FormatEvent(Header, new FinishPart(FinishReasons.ToolCalls)));
+    }
+
+    [Fact]
+    public void Usage_part_has_no_choices_and_the_usage()
+    {
+        Assert.Equal(
+            Prefix + """[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}""",
+            ChatAnswerEnds.FormatEvent(Header, new UsagePart(new TokenUsage(12, 5))));
+    }
+
+    [Fact]
+    public void Error_part_is_the_OpenAI_error_envelope_without_internal_details()
+    {
+        var part = new ErrorPart(ChatError.Internal, new InvalidOperationException("secret stack detail"));
+
+        Assert.Equal(
+            """{"error":{"message":"internal error","type":"api_error"}}""",
+            ChatAnswerEnds.FormatEvent(Header, part));
+    }
+
+    [Fact]
+    public void Error_part_with_a_code_carries_the_code()
+    {
+        var part = new ErrorPart(new ChatError("agent run timed out", "api_error", "timeout", 504), null);
+
+        Assert.Equal(
+            """{"error":{"message":"agent run timed out","type":"api_error","code":"timeout"}}""",
+            ChatAnswerEnds.FormatEvent(Header, part));
+    }
+
+    [Fact]
+    public void Done_part_is_the_DONE_marker()
+    {
+        Assert.Equal("[DONE]", ChatAnswerEnds.FormatEvent(Header, DonePart.Instance));
+    }
+
+    [Fact]
+    public async Task Server_sent_events_are_plain_data_events_one_per_part()
+    {
+        var items = await Source.From<ChatStreamPart>([RolePart.Instance, new ContentPart("Hi"), DonePart.Instance])
+            .Via(ChatAnswerEnds.ServerSentEvents(Header))
+            .RunWith(Sink.Seq<SseItem<string>>(), Sys.Materializer());
+
+        // Framed the way ASP.NET Core's ServerSentEvents result frames them: no "event:" line.
+        using var wire = new MemoryStream();
+        await SseFormatter.WriteAsync(items.ToAsyncEnumerable(), wire);
+
+        Assert.Equal(
+            $"data: {ChatAnswerEnds.FormatEvent(Header, RolePart.Instance)}\n\n"
+            + $"data: {ChatAnswerEnds.FormatEvent(Header, new ContentPart("Hi"))}\n\n"
+            + "data: [DONE]\n\n",
+            Encoding.UTF8.GetString(wire.ToArray()));
+    }
+
+    // ---- Completion: the folded answer ----------------------------------------------------------
+
+    private Task<ChatAnswer> FoldAsync(params ChatStreamPart[] parts) =>
+        Source.From(parts).RunWith(ChatAnswerEnds.Completion(Header), Sys.Materializer()).WaitAsync(RemainingOrDefault);
+
+    private static string Json(ChatCompletion completion) => JsonSerializer.Serialize(completion, WireJsonContext.Default.ChatCompletion);
+
+    [Fact]
+    public async Task Completion_joins_the_content_and_carries_the_finish_reason_and_usage()
+    {
+        var answer = await FoldAsync(
+            RolePart.Instance, new ContentPart("Hel"), new ContentPart("lo"), new FinishPart(FinishReasons.Stop),
+            new UsagePart(new TokenUsage(12, 5)), DonePart.Instance);
+
+        Assert.Null(answer.Error);
+        Assert.Equal(
+            """{"id":"chatcmpl_0f8e","object":"chat.completion","created":1767225600,"model":"openclaw/main","choices":["""
+            + """{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":"""
+            + """{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}""",
+            Json(answer.Completion!));
+    }
+
+    [Fact]
+    public async Task Completion_keeps_a_tool_calls_finish_reason()
+    {
+        var answer = await FoldAsync(
+            RolePart.Instance, new FinishPart(FinishReasons.ToolCalls), new UsagePart(new TokenUsage(3, 0)), DonePart.Instance);
+
+        Assert.Equal(FinishReasons.ToolCalls, Assert.Single(answer.Completion!.Choices).FinishReason);
+    }
+
+    [Fact]
+    public async Task Completion_of_an_empty_answer_reads_No_response_from_OpenClaw()
+    {
+        var answer = await FoldAsync(
+            RolePart.Instance, new FinishPart(FinishReasons.Stop), new UsagePart(new TokenUsage(4, 0)), DonePart.Instance);
+
+        var choice = Assert.Single(answer.Completion!.Choices);
+        Assert.Equal(new ChatMessageOut("assistant", "No response from OpenClaw."), choice.Message);
+        Assert.Equal(ChatAnswerEnds.EmptyAnswerText, choice.Message.Content);
+        Assert.Equal(new ChatUsage(4, 0, 4), answer.Completion.Usage);
+    }
+
+    [Fact]
+    public async Task Completion_without_a_usage_part_estimates_the_completion_tokens()
+    {
+        var answer = await FoldAsync(RolePart.Instance, new ContentPart("Hello world"), new FinishPart(FinishReasons.Stop), DonePart.Instance);
+
+        Assert.Equal(new ChatUsage(0, TokenEstimator.Estimate("Hello world"), TokenEstimator.Estimate("Hello world")), answer.Completion!.Usage);
+    }
+
+    [Fact]
+    public async Task Completion_of_a_failed_run_is_the_error_and_no_completion()
+    {
+        var crash = new InvalidOperationException("boom");
+        var error = new ErrorPart(ChatError.Internal, crash);
+
+        var answer = await FoldAsync(RolePart.Instance, new ContentPart("partial"), error, DonePart.Instance);
+
+        Assert.Equal(new ChatAnswer(null, error), answer);
+        Assert.Same(crash, answer.Error!.Cause);
+    }
+}
