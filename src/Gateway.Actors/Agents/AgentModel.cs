@@ -6,7 +6,9 @@ namespace Gateway.Actors.Agents;
 public sealed record AgentDefinition(string Id, string? Model, BuiltInAgentSettings BuiltIn, string? Workspace = null);
 
 /// <summary>How the built-in agent answers: in how many pieces, and how long it waits before each.</summary>
-public sealed record BuiltInAgentSettings(TimeSpan PieceDelay, int? Pieces)
+/// <param name="ReplyChars">Pads the reply (repeating it) to this many characters, made piece by piece
+/// as they are pulled, so a benchmark can ask for a long answer without it being held in memory.</param>
+public sealed record BuiltInAgentSettings(TimeSpan PieceDelay, int? Pieces, long? ReplyChars = null)
 {
     public static BuiltInAgentSettings Default { get; } = new(TimeSpan.Zero, null);
 }

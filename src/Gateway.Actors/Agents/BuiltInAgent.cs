@@ -15,10 +15,15 @@ public sealed class BuiltInAgent : IAgentRuntime
     public Source<AgentEvent, NotUsed> Run(AgentTurn turn)
     {
         var reply = Reply(turn);
-        var pieces = Split(reply, turn.Agent.BuiltIn.Pieces);
+        var settings = turn.Agent.BuiltIn;
+        var replyChars = settings.ReplyChars ?? reply.Length;
+        IEnumerable<string> pieces = settings.ReplyChars is { } padded
+            ? PaddedPieces(reply, padded, settings.Pieces ?? (int)Math.Min(int.MaxValue, (padded + 1023) / 1024))
+            : Split(reply, settings.Pieces);
         var promptCharacters = turn.Input.Message.Length + (turn.Input.ExtraSystemPrompt?.Length ?? 0)
             + turn.History.Sum(entry => entry.Text.Length);
-        var usage = new UsageReport(new TokenUsage(TokenEstimator.Estimate(promptCharacters), TokenEstimator.Estimate(reply)));
+        var usage = new UsageReport(new TokenUsage(
+            TokenEstimator.Estimate(promptCharacters), (int)Math.Min(int.MaxValue, (replyChars + 3) / 4)));
 
         var deltas = Source.From(pieces).Select(AgentEvent (piece) => new TextDelta(piece));
         var delay = turn.Agent.BuiltIn.PieceDelay;
@@ -38,6 +43,20 @@ public sealed class BuiltInAgent : IAgentRuntime
             ? "This session holds no earlier turns."
             : $"This session holds {earlierTurns} earlier turn(s); the last one said: \"{lastUserText}\".";
         return $"Built-in agent '{turn.Agent.Id}' received: \"{turn.Input.Message}\". {memory}";
+    }
+
+    /// <summary>The reply repeated to <paramref name="totalChars"/>, in <paramref name="count"/> slices made one at a time.</summary>
+    public static IEnumerable<string> PaddedPieces(string reply, long totalChars, int count)
+    {
+        var source = reply + " ";
+        var position = 0L;
+        for (var i = 0; i < count; i++)
+        {
+            var end = totalChars * (i + 1) / count;
+            var piece = new System.Text.StringBuilder((int)(end - position));
+            for (; position < end; position++) piece.Append(source[(int)(position % source.Length)]);
+            yield return piece.ToString();
+        }
     }
 
     /// <summary>Splits text into pieces that join back to it: words by default, else <paramref name="count"/> near-equal slices.</summary>

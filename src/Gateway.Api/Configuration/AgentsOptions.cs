@@ -80,8 +80,12 @@ public sealed partial class AgentsOptions
     {
         if (!section.Exists()) return inherited;
         var delay = reader.Number(section.GetSection("pieceDelayMs"), 0, 3_600_000);
-        var pieces = reader.Integer(section.GetSection("pieces"), 1, 1_000_000);
-        return new BuiltInAgentSettings(delay is { } ms ? TimeSpan.FromMilliseconds(ms) : inherited.PieceDelay, pieces ?? inherited.Pieces);
+        var pieces = reader.Integer(section.GetSection("pieces"), 1, 100_000_000);
+        var replyChars = reader.Number(section.GetSection("replyChars"), 1, 1e12);
+        return new BuiltInAgentSettings(
+            delay is { } ms ? TimeSpan.FromMilliseconds(ms) : inherited.PieceDelay,
+            pieces ?? inherited.Pieces,
+            replyChars is { } chars ? (long)chars : inherited.ReplyChars);
     }
 }
 

@@ -19,10 +19,10 @@ public static partial class KnownConfigKeys
         "session.idleMinutes",
         "agents.defaults.model", "agents.defaults.model.primary", "agents.defaults.model.fallbacks[]",
         "agents.defaults.timeoutSeconds", "agents.defaults.maxConcurrent", "agents.defaults.workspace",
-        "agents.defaults.builtin.pieceDelayMs", "agents.defaults.builtin.pieces",
+        "agents.defaults.builtin.pieceDelayMs", "agents.defaults.builtin.pieces", "agents.defaults.builtin.replyChars",
         "agents.list[].id", "agents.list[].default", "agents.list[].name", "agents.list[].workspace",
         "agents.list[].model", "agents.list[].model.primary", "agents.list[].model.fallbacks[]",
-        "agents.list[].builtin.pieceDelayMs", "agents.list[].builtin.pieces",
+        "agents.list[].builtin.pieceDelayMs", "agents.list[].builtin.pieces", "agents.list[].builtin.replyChars",
     };
 
     /// <summary>Keys present in the config that the gateway does not use, as the user wrote them.</summary>
