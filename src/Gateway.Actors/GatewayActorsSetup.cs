@@ -5,16 +5,17 @@ using Akka.Streams;
 using Gateway.Actors.Agents;
 using Gateway.Actors.Sessions;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gateway.Actors;
 
 public static class GatewayActorsSetup
 {
-    /// <summary>The services the actors use: agent runtimes and the live metrics.</summary>
+    /// <summary>The services the actors use: agent runtimes (the built-in agent unless the host chose otherwise) and the live metrics.</summary>
     public static IServiceCollection AddGatewayActorServices(this IServiceCollection services)
     {
         services.AddSingleton<GatewayMetrics>();
-        services.AddSingleton<IAgentRuntimeResolver, BuiltInAgentResolver>();
+        services.TryAddSingleton<IAgentRuntimeResolver, BuiltInAgentResolver>();
         return services;
     }
 
@@ -25,7 +26,7 @@ public static class GatewayActorsSetup
     /// <param name="settings">Builds the session limits from the actor system's config and the app's options.</param>
     public static AkkaConfigurationBuilder WithGatewayActors(
         this AkkaConfigurationBuilder builder, Func<Config, IServiceProvider, SessionSettings> settings) =>
-        builder.WithActors((system, registry, resolver) =>
+        builder.AddHocon(SessionMailbox.Hocon, HoconAddMode.Append).WithActors((system, registry, resolver) =>
         {
             var services = resolver.GetService<IServiceProvider>();
             var sessionSettings = settings(system.Settings.Config, services);
@@ -34,7 +35,7 @@ public static class GatewayActorsSetup
             var materializer = system.Materializer();
             var router = system.ActorOf(
                 SessionRouterActor.Props(
-                    key => SessionActor.Props(key, sessionSettings, runtimes, materializer, metrics),
+                    key => SessionActor.Props(key, sessionSettings, runtimes, materializer, metrics).WithMailbox(SessionMailbox.ConfigPath),
                     SessionKeyExtractor.Instance,
                     sessionSettings.MaxBufferedPerPassivatingSession),
                 "sessions");

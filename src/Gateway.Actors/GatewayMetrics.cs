@@ -15,6 +15,7 @@ public sealed class GatewayMetrics : IDisposable
     private long _activeRuns;
     private long _runsStarted;
     private long _runsFailed;
+    private long _agentOutputChars;
 
     public GatewayMetrics()
     {
@@ -22,6 +23,8 @@ public sealed class GatewayMetrics : IDisposable
         _meter.CreateObservableGauge("gateway.runs.active", () => ActiveRuns, description: "Agent runs in progress");
         _meter.CreateObservableCounter("gateway.runs.started", () => RunsStarted, description: "Agent runs started");
         _meter.CreateObservableCounter("gateway.runs.failed", () => RunsFailed, description: "Agent runs that crashed or ended in an error");
+        _meter.CreateObservableCounter("gateway.agent.output.chars", () => AgentOutputChars, unit: "{char}",
+            description: "Characters of answer text pulled from the agents by the runs' graphs");
     }
 
     public long LiveSessions => Interlocked.Read(ref _liveSessions);
@@ -31,6 +34,9 @@ public sealed class GatewayMetrics : IDisposable
     public long RunsStarted => Interlocked.Read(ref _runsStarted);
 
     public long RunsFailed => Interlocked.Read(ref _runsFailed);
+
+    /// <summary>Answer text the agents have produced so far; with backpressure it tracks what clients read.</summary>
+    public long AgentOutputChars => Interlocked.Read(ref _agentOutputChars);
 
     internal void SessionStarted() => Interlocked.Increment(ref _liveSessions);
 
@@ -45,6 +51,8 @@ public sealed class GatewayMetrics : IDisposable
     internal void RunStopped() => Interlocked.Decrement(ref _activeRuns);
 
     internal void RunFailed() => Interlocked.Increment(ref _runsFailed);
+
+    internal void AgentOutput(int chars) => Interlocked.Add(ref _agentOutputChars, chars);
 
     public void Dispose() => _meter.Dispose();
 }

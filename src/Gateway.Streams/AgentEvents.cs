@@ -6,6 +6,13 @@ public abstract record AgentEvent;
 /// <summary>A piece of the assistant's reply, as the agent produced it.</summary>
 public sealed record TextDelta(string Text) : AgentEvent;
 
+/// <summary>
+/// A piece of a client tool call, as OpenAI streams them: the first piece of a call carries its
+/// <paramref name="Id"/> and function <paramref name="Name"/>, later pieces more of its JSON arguments.
+/// </summary>
+/// <param name="Index">Which call of the answer this piece belongs to (0, 1, …).</param>
+public sealed record ToolCallDelta(int Index, string? Id, string? Name, string? ArgumentsDelta) : AgentEvent;
+
 /// <summary>Token usage for the run; the last one seen wins.</summary>
 public sealed record UsageReport(TokenUsage Usage) : AgentEvent;
 
@@ -29,7 +36,8 @@ public sealed record TokenUsage(int PromptTokens, int CompletionTokens)
 
 /// <summary>An error as OpenAI clients read it: <c>{"error":{"message","type"[,"code"]}}</c>.</summary>
 /// <param name="HttpStatus">The status a not-yet-started answer gets for it (not part of the JSON).</param>
-public sealed record ChatError(string Message, string Type, string? Code = null, int HttpStatus = 500)
+/// <param name="RetryAfterSeconds">For rate limits: the <c>Retry-After</c> to send with that status.</param>
+public sealed record ChatError(string Message, string Type, string? Code = null, int HttpStatus = 500, int? RetryAfterSeconds = null)
 {
     /// <summary>What a failed run shows the client: internals are logged, never sent.</summary>
     public static ChatError Internal { get; } = new("internal error", "api_error");

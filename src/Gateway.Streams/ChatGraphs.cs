@@ -18,11 +18,11 @@ public static class ChatGraphs
 {
     public static StreamingRun RunStreaming(
         Source<AgentEvent, NotUsed> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        int channelCapacity, IMaterializer materializer)
+        int channelCapacity, IMaterializer materializer, Action<int>? onText = null)
     {
         var (((agentSwitch, outcome), readerSwitch), events) = agent
             .ViaMaterialized(KillSwitches.Single<AgentEvent>(), Keep.Right)
-            .ViaMaterialized(new WireOrderStage(includeUsage, promptTokenEstimate), Keep.Both)
+            .ViaMaterialized(new WireOrderStage(includeUsage, promptTokenEstimate) { OnText = onText }, Keep.Both)
             .Via(ChatAnswerEnds.ServerSentEvents(header))
             .ViaMaterialized(KillSwitches.Single<SseItem<string>>(), Keep.Both)
             .ToMaterialized(ChannelSink.AsReader<SseItem<string>>(channelCapacity, singleReader: true), Keep.Both)
@@ -31,11 +31,12 @@ public static class ChatGraphs
     }
 
     public static CompletionRun RunCompletion(
-        Source<AgentEvent, NotUsed> agent, ChatAnswerHeader header, int promptTokenEstimate, IMaterializer materializer)
+        Source<AgentEvent, NotUsed> agent, ChatAnswerHeader header, int promptTokenEstimate, IMaterializer materializer,
+        Action<int>? onText = null)
     {
         var ((agentSwitch, outcome), answer) = agent
             .ViaMaterialized(KillSwitches.Single<AgentEvent>(), Keep.Right)
-            .ViaMaterialized(new WireOrderStage(includeUsage: true, promptTokenEstimate), Keep.Both)
+            .ViaMaterialized(new WireOrderStage(includeUsage: true, promptTokenEstimate) { OnText = onText }, Keep.Both)
             .ToMaterialized(ChatAnswerEnds.Completion(header), Keep.Both)
             .Run(materializer);
         return new CompletionRun(agentSwitch, outcome, answer);

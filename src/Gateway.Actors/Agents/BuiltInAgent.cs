@@ -25,14 +25,8 @@ public sealed class BuiltInAgent : IAgentRuntime
         var usage = new UsageReport(new TokenUsage(
             TokenEstimator.Estimate(promptCharacters), (int)Math.Min(int.MaxValue, (replyChars + 3) / 4)));
 
-        var deltas = Source.From(pieces).Select(AgentEvent (piece) => new TextDelta(piece));
-        var delay = turn.Agent.BuiltIn.PieceDelay;
-        if (delay > TimeSpan.Zero)
-        {
-            // One piece per delay: the first after one delay too, as a model's first token would.
-            deltas = deltas.Throttle(1, delay, 1, ThrottleMode.Shaping).InitialDelay(delay);
-        }
-        return deltas.Concat(Source.From<AgentEvent>([usage, new RunEnded()]));
+        // One piece per delay, the first after one delay too, as a model's first token would come.
+        return Source.FromGraph(new BuiltInAgentSource(pieces, usage, settings.PieceDelay));
     }
 
     public static string Reply(AgentTurn turn)

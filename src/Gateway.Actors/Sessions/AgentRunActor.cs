@@ -15,48 +15,67 @@ namespace Gateway.Actors.Sessions;
 /// whole graph down (used when the client has left). It is stopped, never restarted: half a stream
 /// cannot be replayed.
 /// </summary>
-public sealed class AgentRunActor : ReceiveActor, IWithTimers
+public sealed class AgentRunActor : UntypedActor, IWithTimers
 {
     private const string TimeoutTimer = "run-timeout";
 
     private readonly StartTurn _turn;
     private readonly IReadOnlyList<ConversationEntry> _history;
+    private readonly string? _instructions;
     private readonly IAgentRuntime _runtime;
     private readonly IActorRef _replyTo;
     private readonly SessionSettings _settings;
     private readonly IMaterializer _materializer;
     private readonly GatewayMetrics _metrics;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private ILoggingAdapter? _log;
     private UniqueKillSwitch? _agentSwitch;
     private IKillSwitch? _readerSwitch;
     private bool _cancelled;
     private bool _finished;
 
-    public AgentRunActor(StartTurn turn, IReadOnlyList<ConversationEntry> history, IAgentRuntime runtime,
+    public AgentRunActor(StartTurn turn, IReadOnlyList<ConversationEntry> history, string? instructions, IAgentRuntime runtime,
         IActorRef replyTo, SessionSettings settings, IMaterializer materializer, GatewayMetrics metrics)
     {
         _turn = turn;
         _history = history;
+        _instructions = instructions;
         _runtime = runtime;
         _replyTo = replyTo;
         _settings = settings;
         _materializer = materializer;
         _metrics = metrics;
+    }
 
-        Receive<TurnOutcome>(OnOutcome);
-        Receive<CancelRun>(_ => Cancel());
-        Receive<RunTimedOut>(_ =>
+    private ILoggingAdapter Log => _log ??= Context.GetLogger();
+
+    // An untyped actor with one switch: a run starts per request, and a ReceiveActor builds its
+    // handler tables per instance.
+    protected override void OnReceive(object message)
+    {
+        switch (message)
         {
-            _log.Warning("Run {0} in session {1} timed out after {2}", _turn.TurnId, _turn.SessionKey, _settings.RunTimeout);
-            _agentSwitch?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
-        });
+            case TurnOutcome outcome:
+                OnOutcome(outcome);
+                break;
+            case CancelRun:
+                Cancel();
+                break;
+            case RunTimedOut:
+                Log.Warning("Run {0} in session {1} timed out after {2}", _turn.TurnId, _turn.SessionKey, _settings.RunTimeout);
+                _agentSwitch?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(StartTurn turn, IReadOnlyList<ConversationEntry> history, IAgentRuntime runtime,
+    public static Props Props(StartTurn turn, IReadOnlyList<ConversationEntry> history, string? instructions, IAgentRuntime runtime,
         IActorRef replyTo, SessionSettings settings, IMaterializer materializer, GatewayMetrics metrics) =>
-        Akka.Actor.Props.Create(() => new AgentRunActor(turn, history, runtime, replyTo, settings, materializer, metrics));
+        // A producer, not an expression: a run starts per request, and an expression's arguments are evaluated by reflection.
+        Akka.Actor.Props.CreateBy(new Producer(() => new AgentRunActor(turn, history, instructions, runtime, replyTo, settings, materializer, metrics)));
 
     protected override void PreStart()
     {
@@ -77,7 +96,7 @@ public sealed class AgentRunActor : ReceiveActor, IWithTimers
 
     private void StartRun()
     {
-        var agentTurn = new AgentTurn(_turn.Agent, _turn.SessionKey, _turn.Input, _history);
+        var agentTurn = new AgentTurn(_turn.Agent, _turn.SessionKey, _turn.Input, _history, _instructions);
         var source = _runtime.Run(agentTurn);
         var promptEstimate = TokenEstimator.Estimate(_turn.Input.Message.Length + (_turn.Input.ExtraSystemPrompt?.Length ?? 0)
             + _history.Sum(entry => entry.Text.Length));
@@ -85,13 +104,14 @@ public sealed class AgentRunActor : ReceiveActor, IWithTimers
         Task<TurnOutcome> outcome;
         if (_turn.Mode == AnswerMode.Stream)
         {
-            var run = ChatGraphs.RunStreaming(source, _turn.Header, _turn.IncludeUsage, promptEstimate, _settings.StreamBuffer, _materializer);
+            var run = ChatGraphs.RunStreaming(source, _turn.Header, _turn.IncludeUsage, promptEstimate, _settings.StreamBuffer, _materializer,
+                _metrics.AgentOutput);
             (_agentSwitch, _readerSwitch, outcome) = (run.AgentSwitch, run.ReaderSwitch, run.Outcome);
             _replyTo.Tell(new TurnStreaming(new AnswerStream(run.Events, run.ReaderSwitch)));
         }
         else
         {
-            var run = ChatGraphs.RunCompletion(source, _turn.Header, promptEstimate, _materializer);
+            var run = ChatGraphs.RunCompletion(source, _turn.Header, promptEstimate, _materializer, _metrics.AgentOutput);
             (_agentSwitch, outcome) = (run.AgentSwitch, run.Outcome);
             // Piped straight to the client: the answer does not depend on this actor staying alive.
             run.Answer.PipeTo(_replyTo, success: answer => new TurnCompleted(answer), failure: ex => new Status.Failure(ex));
@@ -123,15 +143,29 @@ public sealed class AgentRunActor : ReceiveActor, IWithTimers
         if (outcome.Error?.Cause is { } cause and not OperationCanceledException)
         {
             _metrics.RunFailed();
-            _log.Error(cause, "Run {0} in session {1} failed", _turn.TurnId, _turn.SessionKey);
+            Log.Error(cause, "Run {0} in session {1} failed", _turn.TurnId, _turn.SessionKey);
         }
         var reported = _cancelled && !outcome.Cancelled ? outcome with { Cancelled = true } : outcome;
-        Context.Parent.Tell(new RunFinished(_turn.TurnId, reported));
+        // No sender: an idle session would otherwise keep this (stopped) run's cell reachable, as the
+        // sender of the last message it processed, for as long as the session lives.
+        Context.Parent.Tell(new RunFinished(_turn.TurnId, reported), ActorRefs.NoSender);
     }
 
     private sealed record RunTimedOut
     {
         public static RunTimedOut Instance { get; } = new();
+    }
+}
+
+/// <summary>Makes a <see cref="AgentRunActor"/> with a plain constructor call.</summary>
+file sealed class Producer(Func<ActorBase> create) : IIndirectActorProducer
+{
+    public Type ActorType => typeof(AgentRunActor);
+
+    public ActorBase Produce() => create();
+
+    public void Release(ActorBase actor)
+    {
     }
 }
 

@@ -13,15 +13,17 @@ namespace Gateway.Actors.Sessions;
 /// own client, and the session goes on with the next turn. An idle session asks its parent to
 /// passivate it: after <see cref="SessionSettings.PassivateAfter"/>, or at once for a stateless one.
 /// </summary>
-public sealed class SessionActor : ReceiveActor
+public sealed class SessionActor : UntypedActor
 {
     private readonly string _sessionKey;
     private readonly SessionSettings _settings;
     private readonly IAgentRuntimeResolver _runtimes;
     private readonly IMaterializer _materializer;
     private readonly GatewayMetrics _metrics;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private ILoggingAdapter? _log;
     private readonly List<ConversationEntry> _history = [];
+    // Each agent's own system prompt, read from its workspace when this session first runs it.
+    private Dictionary<string, string?>? _instructions;
     private readonly LinkedList<(StartTurn Turn, IActorRef ReplyTo)> _waiting = new();
     private (StartTurn Turn, IActorRef ReplyTo, IActorRef Run)? _current;
     private bool _stateless = true;
@@ -35,28 +37,55 @@ public sealed class SessionActor : ReceiveActor
         _runtimes = runtimes;
         _materializer = materializer;
         _metrics = metrics;
-
-        Receive<StartTurn>(OnStartTurn);
-        Receive<LeaveTurn>(OnLeaveTurn);
-        Receive<RunFinished>(OnRunFinished);
-        Receive<Terminated>(terminated => OnRunTerminated(terminated.ActorRef));
-        Receive<ReceiveTimeout>(_ => { if (IsIdle) Context.Parent.Tell(new Passivate(StopSession.Instance)); });
-        Receive<StopSession>(_ =>
-        {
-            if (IsIdle) Context.Stop(Self);
-            else Context.Parent.Tell(PassivationCancelled.Instance);
-        });
     }
 
+    /// <summary>
+    /// The props of one session. Made by a producer, not an expression: stateless requests start a
+    /// session each, and an expression's arguments are evaluated by reflection.
+    /// </summary>
     public static Props Props(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
         IMaterializer materializer, GatewayMetrics metrics) =>
-        Akka.Actor.Props.Create(() => new SessionActor(sessionKey, settings, runtimes, materializer, metrics));
+        Akka.Actor.Props.CreateBy(new Producer(sessionKey, settings, runtimes, materializer, metrics));
 
     private bool IsIdle => _current is null && _waiting.Count == 0;
 
+    private ILoggingAdapter Log => _log ??= Context.GetLogger();
+
     /// <summary>A run is stopped, never restarted: half a stream cannot be replayed.</summary>
-    protected override SupervisorStrategy SupervisorStrategy() =>
-        new OneForOneStrategy(Decider.From(Directive.Stop));
+    private static readonly SupervisorStrategy StopFailedRuns = new OneForOneStrategy(Decider.From(Directive.Stop));
+
+    protected override SupervisorStrategy SupervisorStrategy() => StopFailedRuns;
+
+    // An untyped actor with one switch: a session lives long and idle, and a ReceiveActor's handler
+    // tables cost every live session most of a kilobyte.
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case StartTurn turn:
+                OnStartTurn(turn);
+                break;
+            case LeaveTurn leave:
+                OnLeaveTurn(leave);
+                break;
+            case RunFinished finished:
+                OnRunFinished(finished);
+                break;
+            case Terminated terminated:
+                OnRunTerminated(terminated.ActorRef);
+                break;
+            case ReceiveTimeout:
+                if (IsIdle) Context.Parent.Tell(new Passivate(StopSession.Instance));
+                break;
+            case StopSession:
+                if (IsIdle) Context.Stop(Self);
+                else Context.Parent.Tell(PassivationCancelled.Instance);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
 
     protected override void PreStart() => _metrics.SessionStarted();
 
@@ -112,7 +141,7 @@ public sealed class SessionActor : ReceiveActor
         if (_current is not { } current || !current.Run.Equals(run)) return;
         // The run died without reporting an outcome (it crashed). Its client gets a failure; if the
         // run had already answered, this second reply is dropped by the finished ask.
-        _log.Warning("Run {0} in session {1} stopped without finishing", current.Turn.TurnId, _sessionKey);
+        Log.Warning("Run {0} in session {1} stopped without finishing", current.Turn.TurnId, _sessionKey);
         current.ReplyTo.Tell(new Status.Failure(new AgentRunException(ChatError.Internal)));
         _current = null;
         StartNextOrIdle();
@@ -125,8 +154,11 @@ public sealed class SessionActor : ReceiveActor
             _waiting.RemoveFirst();
             var (turn, replyTo) = next.Value;
             var runtime = _runtimes.Resolve(turn.Agent);
+            _instructions ??= new Dictionary<string, string?>(StringComparer.Ordinal);
+            if (!_instructions.TryGetValue(turn.Agent.Id, out var instructions))
+                _instructions[turn.Agent.Id] = instructions = AgentInstructions.Load(turn.Agent.Workspace);
             var run = Context.ActorOf(
-                AgentRunActor.Props(turn, _history.ToArray(), runtime, replyTo, _settings, _materializer, _metrics),
+                AgentRunActor.Props(turn, _history.ToArray(), instructions, runtime, replyTo, _settings, _materializer, _metrics),
                 $"run-{++_runCounter}");
             Context.Watch(run);
             _current = (turn, replyTo, run);
@@ -144,6 +176,19 @@ public sealed class SessionActor : ReceiveActor
         _history.Add(new ConversationEntry(ConversationRole.Assistant, assistantText));
         var excess = _history.Count - _settings.MaxHistoryEntries;
         if (excess > 0) _history.RemoveRange(0, excess);
+    }
+}
+
+/// <summary>Makes a <see cref="SessionActor"/> with a plain constructor call.</summary>
+file sealed class Producer(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
+    IMaterializer materializer, GatewayMetrics metrics) : IIndirectActorProducer
+{
+    public Type ActorType => typeof(SessionActor);
+
+    public ActorBase Produce() => new SessionActor(sessionKey, settings, runtimes, materializer, metrics);
+
+    public void Release(ActorBase actor)
+    {
     }
 }
 

@@ -22,6 +22,9 @@ public sealed partial class AgentsOptions
 
     public List<string> Problems { get; } = [];
 
+    /// <summary>The upstream providers the agents' models live on.</summary>
+    public IReadOnlyList<Gateway.Providers.ProviderSettings> Providers { get; set; } = [];
+
     /// <summary>Agent ids as the spec allows them (compared lowercased).</summary>
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,63}$")]
     public static partial Regex AgentIdPattern();
@@ -29,8 +32,10 @@ public sealed partial class AgentsOptions
     public void Load(IConfiguration root)
     {
         var reader = new ConfigReader(root);
+        Providers = ProvidersConfig.Read(root, reader);
         var defaults = reader.Section("agents.defaults");
         var defaultModel = ModelOf(reader, defaults.GetSection("model"));
+        var defaultFallbacks = FallbacksOf(reader, defaults.GetSection("model"));
         var defaultWorkspace = reader.String(defaults.GetSection("workspace"));
         var defaultBuiltIn = BuiltInOf(reader, defaults.GetSection("builtin"), BuiltInAgentSettings.Default);
         if (reader.Number(defaults.GetSection("timeoutSeconds"), 1, 7 * 24 * 3600) is { } timeoutSeconds)
@@ -58,18 +63,41 @@ public sealed partial class AgentsOptions
                 reader.Error(idSection, $"agent id '{id}' is used twice");
                 continue;
             }
+            var ownModel = ModelOf(reader, entry.GetSection("model"));
             Agents[id] = new AgentDefinition(
                 id,
-                ModelOf(reader, entry.GetSection("model")) ?? defaultModel,
+                ownModel ?? defaultModel,
                 BuiltInOf(reader, entry.GetSection("builtin"), defaultBuiltIn),
-                reader.String(entry.GetSection("workspace")) ?? defaultWorkspace);
+                reader.String(entry.GetSection("workspace")) ?? defaultWorkspace,
+                ownModel is null ? defaultFallbacks : FallbacksOf(reader, entry.GetSection("model")));
             firstId ??= id;
             if (reader.Bool(entry.GetSection("default")) == true) markedDefault ??= id;
         }
         if (Agents.Count == 0)
-            Agents[FallbackAgentId] = new AgentDefinition(FallbackAgentId, defaultModel, defaultBuiltIn, defaultWorkspace);
+            Agents[FallbackAgentId] = new AgentDefinition(FallbackAgentId, defaultModel, defaultBuiltIn, defaultWorkspace, defaultFallbacks);
+        CheckModelReferences(reader);
         DefaultAgentId = markedDefault ?? firstId ?? FallbackAgentId;
         Problems.AddRange(reader.Errors);
+    }
+
+    private void CheckModelReferences(ConfigReader reader)
+    {
+        foreach (var section in (IEnumerable<IConfigurationSection>)[reader.Section("agents.defaults"), .. reader.Section("agents.list").GetChildren()])
+        {
+            var model = section.GetSection("model");
+            if (ModelOf(reader, model) is { } primary)
+                ProvidersConfig.CheckReference(reader, Providers, ConfigReader.DisplayKey(model.Value is null ? model.GetSection("primary") : model), primary);
+            var index = 0;
+            foreach (var fallback in FallbacksOf(reader, model) ?? [])
+                ProvidersConfig.CheckReference(reader, Providers, $"{ConfigReader.DisplayKey(model)}.fallbacks[{index++}]", fallback);
+        }
+    }
+
+    private static IReadOnlyList<string>? FallbacksOf(ConfigReader reader, IConfigurationSection model)
+    {
+        if (model.Value is not null) return null;
+        var fallbacks = model.GetSection("fallbacks").GetChildren().Select(reader.String).OfType<string>().ToList();
+        return fallbacks.Count == 0 ? null : fallbacks;
     }
 
     /// <summary>A model is <c>"provider/model"</c> or <c>{ primary: "provider/model", fallbacks: [...] }</c>.</summary>

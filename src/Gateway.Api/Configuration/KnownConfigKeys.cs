@@ -25,6 +25,13 @@ public static partial class KnownConfigKeys
         "agents.list[].builtin.pieceDelayMs", "agents.list[].builtin.pieces", "agents.list[].builtin.replyChars",
     };
 
+    /// <summary>Keys under <c>models.providers.&lt;name&gt;</c> (any provider name).</summary>
+    private static readonly HashSet<string> KnownProviderKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "baseUrl", "apiKey", "api", "connectTimeoutMs", "firstTokenTimeoutMs", "idleTimeoutMs",
+        "models[]", "models[].id", "models[].name", "models[].contextWindow", "models[].maxTokens",
+    };
+
     /// <summary>Keys present in the config that the gateway does not use, as the user wrote them.</summary>
     public static IEnumerable<string> Unknown(IConfiguration root)
     {
@@ -33,9 +40,15 @@ public static partial class KnownConfigKeys
         {
             if (section.Path == path || root.GetSection(path).GetChildren().Any()) continue;
             var display = ConfigReader.DisplayKey(path);
-            if (!Known.Contains(Index().Replace(display, "[]"))) yield return display;
+            var shape = Index().Replace(display, "[]");
+            if (Known.Contains(shape)) continue;
+            if (ProviderKey().Match(shape) is { Success: true } provider && KnownProviderKeys.Contains(provider.Groups["key"].Value)) continue;
+            yield return display;
         }
     }
+
+    [GeneratedRegex(@"^models\.providers\.[^.\[]+\.(?<key>.+)$")]
+    private static partial Regex ProviderKey();
 
     [GeneratedRegex(@"\[\d+\]")]
     private static partial Regex Index();

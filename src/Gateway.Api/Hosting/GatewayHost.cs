@@ -1,9 +1,12 @@
 using System.Net;
 using Akka.Hosting;
 using Gateway.Actors;
+using Gateway.Actors.Agents;
+using Gateway.Providers;
 using Gateway.Api.Configuration;
 using Gateway.Api.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Api.Hosting;
@@ -23,7 +26,10 @@ public static class GatewayHost
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<GatewayOptions>>((kestrel, gateway) =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = ChatCompletionsEndpoint.MaxBodyBytes;
+            // The endpoint stops reading at RequestBody.MaxBytes; the server's own limit is higher, so that
+            // after a 413 (or a 401) it can still drain a body that is not much larger and the client reads
+            // the answer instead of a reset connection. Beyond it the connection is closed.
+            kestrel.Limits.MaxRequestBodySize = RequestBody.DrainLimitBytes;
             var address = gateway.Value.Bind == BindMode.Lan ? IPAddress.Any : IPAddress.Loopback;
             kestrel.Listen(address, gateway.Value.Port);
         });
@@ -34,8 +40,10 @@ public static class GatewayHost
             app.Logger.LogDebug("Config key {Key} is not used by this gateway; ignored", key);
 
         app.Use(SecurityHeaders);
+        app.UseErrorResponses();
         app.MapHealth();
         app.MapChatCompletions();
+        app.MapModels();
         return app;
     }
 
@@ -46,8 +54,15 @@ public static class GatewayHost
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.AddOptions<AgentsOptions>().Configure<IConfiguration>((options, configuration) => options.Load(configuration)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AgentsOptions>, AgentsOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<BearerAuth>();
+        services.AddSingleton(provider => new FailedAuthLimiter(
+            provider.GetRequiredService<IOptions<GatewayOptions>>().Value.RateLimit, provider.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<ApiGate>();
         services.AddSingleton<AgentRouting>();
+        // Agents with a model run on their upstream provider; the others on the built-in agent.
+        services.AddSingleton<IAgentRuntimeResolver>(provider => new ProviderAgentResolver(
+            provider.GetRequiredService<IOptions<AgentsOptions>>().Value.Providers, provider.GetRequiredService<ILoggerFactory>()));
         services.AddGatewayActorServices();
         services.AddAkka("gateway", (akka, provider) =>
         {
@@ -62,11 +77,19 @@ public static class GatewayHost
         return services;
     }
 
-    /// <summary>Spec §10: on every response.</summary>
+    /// <summary>
+    /// Spec §10: on every response. Set as the response starts, so that error handlers, which clear
+    /// the headers before they write, cannot drop them.
+    /// </summary>
     private static Task SecurityHeaders(HttpContext context, Func<Task> next)
     {
-        context.Response.Headers.XContentTypeOptions = "nosniff";
-        context.Response.Headers["Referrer-Policy"] = "no-referrer";
+        context.Response.OnStarting(static state =>
+        {
+            var headers = ((HttpResponse)state).Headers;
+            headers.XContentTypeOptions = "nosniff";
+            headers["Referrer-Policy"] = "no-referrer";
+            return Task.CompletedTask;
+        }, context.Response);
         return next();
     }
 }

@@ -14,9 +14,10 @@ public static class AgentPrompt
     public const string HistoryHeader = "[Chat messages since your last reply - for context]";
     public const string CurrentHeader = "[Current message - respond to this]";
 
-    /// <returns>The input, or null when there is no usable message.</returns>
-    public static AgentInput? Build(IReadOnlyList<ChatMessageIn> messages, SamplingOptions sampling)
+    /// <returns>The input, with the request's sampling values and tools; null when there is no usable message.</returns>
+    public static AgentInput? Build(ChatRequest request)
     {
+        var messages = request.Messages;
         var currentIndex = -1;
         for (var i = messages.Count - 1; i >= 0; i--)
         {
@@ -42,7 +43,7 @@ public static class AgentPrompt
             ? current.Text
             : $"{HistoryHeader}\n{history}\n{CurrentHeader}\n{Line(current)}";
         var extra = instructions.Count == 0 ? null : string.Join("\n\n", instructions);
-        return new AgentInput(message, extra, sampling);
+        return new AgentInput(message, extra, request.Sampling, request.Tools, request.ToolChoice);
     }
 
     private static string? Line(ChatMessageIn message) => message.Role switch

@@ -1,15 +1,11 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
-using System.Text.Json;
 using Akka.Actor;
 using Akka.Hosting;
 using Gateway.Actors.Sessions;
 using Gateway.Api.Configuration;
 using Gateway.Streams;
 using Gateway.Streams.Wire;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Api.Http;
@@ -23,7 +19,6 @@ namespace Gateway.Api.Http;
 public static class ChatCompletionsEndpoint
 {
     public const string Path = "/v1/chat/completions";
-    public const long MaxBodyBytes = 20 * 1024 * 1024;
 
     public static IEndpointRouteBuilder MapChatCompletions(this IEndpointRouteBuilder app)
     {
@@ -34,59 +29,24 @@ public static class ChatCompletionsEndpoint
 
     private static async Task<IResult> HandleAsync(
         HttpContext context,
-        IOptions<GatewayOptions> gateway,
-        BearerAuth auth,
+        ApiGate gate,
         AgentRouting routing,
         IRequiredActor<SessionRouter> sessions,
         IOptions<AgentsOptions> agents,
         ILoggerFactory loggers)
     {
-        var request = context.Request;
-        // Routing forgives a trailing slash; the contract does not.
-        if (!gateway.Value.ChatCompletionsEnabled || request.Path.Value != Path) return PlainText(StatusCodes.Status404NotFound, "Not Found");
-        if (!HttpMethods.IsPost(request.Method))
-        {
-            context.Response.Headers.Allow = "POST";
-            return PlainText(StatusCodes.Status405MethodNotAllowed, "Method Not Allowed");
-        }
-        if (auth.Check(request) != AuthResult.Allowed) return ApiErrors.Unauthorized();
-
-        JsonDocument document;
-        try
-        {
-            if (await ReadJsonAsync(context) is not { } parsed) return ApiErrors.PayloadTooLarge();
-            document = parsed;
-        }
-        catch (JsonException ex)
-        {
-            return ApiErrors.InvalidRequest(ex.Message);
-        }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return ApiErrors.PayloadTooLarge();
-        }
+        if (gate.Admit(context, HttpMethods.Post, Path) is { } refused) return refused;
 
         StartTurn turn;
-        using (document)
+        try
         {
-            ChatRequest chat;
-            try
-            {
-                chat = ChatRequestParser.Parse(document.RootElement);
-            }
-            catch (RequestValidationException ex)
-            {
-                return ApiErrors.InvalidRequest(ex.Message);
-            }
-            var (agent, agentError) = routing.SelectAgent(request.Headers[AgentRouting.AgentHeader], chat.Model);
-            if (agent is null) return ApiErrors.InvalidRequest(agentError!);
-            var (sessionKey, stateless, keyError) = AgentRouting.SessionKey(request.Headers[AgentRouting.SessionKeyHeader], chat.User, agent.Id);
-            if (sessionKey is null) return ApiErrors.InvalidRequest(keyError!);
-            if (AgentPrompt.Build(chat.Messages, chat.Sampling) is not { } input) return ApiErrors.InvalidRequest(AgentPrompt.MissingUserMessage);
-
-            var header = new ChatAnswerHeader($"chatcmpl_{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), chat.Model);
-            turn = new StartTurn(sessionKey, stateless, agent, input, header,
-                chat.Stream ? AnswerMode.Stream : AnswerMode.Completion, chat.IncludeUsage);
+            var (prepared, invalid) = await PrepareTurnAsync(context, routing);
+            if (invalid is not null) return invalid;
+            turn = prepared!;
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return Results.Empty;
         }
 
         var aborted = context.RequestAborted;
@@ -151,38 +111,34 @@ public static class ChatCompletionsEndpoint
     }
 
     /// <summary>
-    /// Reads the whole body (bounded by <see cref="MaxBodyBytes"/>, from Content-Length before reading
-    /// and while reading) and parses it. An empty body reads as <c>{}</c>.
+    /// Everything that can fail with a status code, before any actor sees the request: the body, its
+    /// fields, the agent, the session key and the agent's input.
     /// </summary>
-    /// <returns>The document, or null when the body is too large.</returns>
-    private static async Task<JsonDocument?> ReadJsonAsync(HttpContext context)
+    private static async Task<(StartTurn? Turn, IResult? Refusal)> PrepareTurnAsync(HttpContext context, AgentRouting routing)
     {
-        if (context.Request.ContentLength > MaxBodyBytes) return null;
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = MaxBodyBytes;
-        var reader = context.Request.BodyReader;
-        while (true)
+        var (document, unreadable) = await RequestBody.ReadJsonAsync(context);
+        if (unreadable is not null) return (null, unreadable);
+        using (document)
         {
-            var result = await reader.ReadAsync(context.RequestAborted);
-            var buffer = result.Buffer;
-            if (buffer.Length > MaxBodyBytes)
+            ChatRequest chat;
+            try
             {
-                reader.AdvanceTo(buffer.End);
-                return null;
+                chat = ChatRequestParser.Parse(document!.RootElement);
             }
-            if (result.IsCompleted || result.IsCanceled)
+            catch (RequestValidationException ex)
             {
-                try
-                {
-                    return buffer.IsEmpty ? JsonDocument.Parse("{}") : JsonDocument.Parse(buffer);
-                }
-                finally
-                {
-                    reader.AdvanceTo(buffer.End);
-                }
+                return (null, ApiErrors.InvalidRequest(ex.Message));
             }
-            reader.AdvanceTo(buffer.Start, buffer.End);
+            var headers = context.Request.Headers;
+            var (agent, agentError) = routing.SelectAgent(headers[AgentRouting.AgentHeader], chat.Model);
+            if (agent is null) return (null, ApiErrors.InvalidRequest(agentError!));
+            var (sessionKey, stateless, keyError) = AgentRouting.SessionKey(headers[AgentRouting.SessionKeyHeader], chat.User, agent.Id);
+            if (sessionKey is null) return (null, ApiErrors.InvalidRequest(keyError!));
+            if (AgentPrompt.Build(chat) is not { } input) return (null, ApiErrors.InvalidRequest(AgentPrompt.MissingUserMessage));
+
+            var header = new ChatAnswerHeader($"chatcmpl_{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), chat.Model);
+            return (new StartTurn(sessionKey, stateless, agent, input, header,
+                chat.Stream ? AnswerMode.Stream : AnswerMode.Completion, chat.IncludeUsage), null);
         }
     }
-
-    private static IResult PlainText(int status, string text) => TypedResults.Text(text, "text/plain", statusCode: status);
 }

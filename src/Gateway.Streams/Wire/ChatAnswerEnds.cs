@@ -24,6 +24,9 @@ public static class ChatAnswerEnds
     {
         RolePart => Chunk(header, new ChatDelta(Role: "assistant", Content: ""), finishReason: null),
         ContentPart content => Chunk(header, new ChatDelta(Content: content.Text), finishReason: null),
+        ToolCallPart { Delta: var call } => Chunk(header, new ChatDelta(ToolCalls:
+            [new ChatToolCallChunk(call.Index, call.Id, call.Id is null ? null : "function", new ChatFunctionCallChunk(call.Name, call.ArgumentsDelta))]),
+            finishReason: null),
         FinishPart finish => Chunk(header, ChatDelta.Empty, finish.FinishReason),
         UsagePart usage => JsonSerializer.Serialize(
             new ChatCompletionChunk(header.Id, header.Created, header.Model, [], ChatUsage.From(usage.Usage)),
@@ -38,22 +41,17 @@ public static class ChatAnswerEnds
     /// reply text so far; materializes a fresh accumulator each run.
     /// </summary>
     public static Sink<ChatStreamPart, Task<ChatAnswer>> Completion(ChatAnswerHeader header) =>
-        Flow.Create<ChatStreamPart>()
-            .StatefulSelectMany(() =>
-            {
-                var fold = new CompletionFold(header);
-                return (Func<ChatStreamPart, IEnumerable<ChatAnswer>>)(part => fold.Add(part) is { } answer ? [answer] : []);
-            })
-            .ToMaterialized(Sink.First<ChatAnswer>(), Keep.Right);
+        Sink.FromGraph(new CompletionSinkStage(header));
 
     private static string Chunk(ChatAnswerHeader header, ChatDelta delta, string? finishReason) =>
         JsonSerializer.Serialize(
             new ChatCompletionChunk(header.Id, header.Created, header.Model, [new ChatChunkChoice(0, delta, finishReason)]),
             WireJson.Context.ChatCompletionChunk);
 
-    private sealed class CompletionFold(ChatAnswerHeader header)
+    internal sealed class CompletionFold(ChatAnswerHeader header)
     {
         private readonly StringBuilder _content = new();
+        private readonly SortedDictionary<int, (string? Id, string? Name, StringBuilder Arguments)> _toolCalls = [];
         private string _finishReason = FinishReasons.Stop;
         private TokenUsage? _usage;
         private ErrorPart? _error;
@@ -63,6 +61,10 @@ public static class ChatAnswerEnds
             switch (part)
             {
                 case ContentPart content: _content.Append(content.Text); break;
+                case ToolCallPart { Delta: var call }:
+                    if (!_toolCalls.TryGetValue(call.Index, out var known)) _toolCalls[call.Index] = known = (null, null, new StringBuilder());
+                    _toolCalls[call.Index] = (known.Id ?? call.Id, known.Name ?? call.Name, known.Arguments.Append(call.ArgumentsDelta));
+                    break;
                 case FinishPart finish: _finishReason = finish.FinishReason; break;
                 case UsagePart usage: _usage = usage.Usage; break;
                 case ErrorPart error: _error = error; break;
@@ -74,10 +76,14 @@ public static class ChatAnswerEnds
         private ChatAnswer Result()
         {
             if (_error is not null) return new ChatAnswer(null, _error);
-            var text = _content.Length == 0 ? EmptyAnswerText : _content.ToString();
+            var toolCalls = _toolCalls.Count == 0 ? null : _toolCalls.Values
+                .Select((call, index) => new ChatToolCall(call.Id ?? $"call_{index}", new ChatFunctionCall(call.Name ?? "", call.Arguments.ToString())))
+                .ToList();
+            // A model that only calls tools says nothing: content is null then, as OpenAI sends it.
+            var text = _content.Length > 0 ? _content.ToString() : toolCalls is null ? EmptyAnswerText : null;
             var usage = _usage ?? new TokenUsage(0, TokenEstimator.Estimate(_content.Length));
             var completion = new ChatCompletion(header.Id, header.Created, header.Model,
-                [new ChatCompletionChoice(0, new ChatMessageOut("assistant", text), _finishReason)],
+                [new ChatCompletionChoice(0, new ChatMessageOut("assistant", text, toolCalls), _finishReason)],
                 ChatUsage.From(usage));
             return new ChatAnswer(completion, null);
         }

@@ -27,9 +27,35 @@ public sealed record ChatCompletionChoice(
     [property: JsonPropertyName("message")] ChatMessageOut Message,
     [property: JsonPropertyName("finish_reason")] string FinishReason);
 
+/// <summary>The answer's message; <c>content</c> is null (and written) when the model only called tools.</summary>
 public sealed record ChatMessageOut(
     [property: JsonPropertyName("role")] string Role,
-    [property: JsonPropertyName("content")] string? Content);
+    [property: JsonPropertyName("content")] string? Content,
+    [property: JsonPropertyName("tool_calls"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<ChatToolCall>? ToolCalls = null);
+
+public sealed record ChatToolCall(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("function")] ChatFunctionCall Function)
+{
+    [JsonPropertyName("type")]
+    [JsonPropertyOrder(1)]
+    public string Type => "function";
+}
+
+public sealed record ChatFunctionCall(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("arguments")] string Arguments);
+
+/// <summary>A piece of a tool call in a stream chunk; absent fields are left out, as OpenAI does.</summary>
+public sealed record ChatToolCallChunk(
+    [property: JsonPropertyName("index")] int Index,
+    [property: JsonPropertyName("id"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Id,
+    [property: JsonPropertyName("type"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Type,
+    [property: JsonPropertyName("function")] ChatFunctionCallChunk Function);
+
+public sealed record ChatFunctionCallChunk(
+    [property: JsonPropertyName("name"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Name,
+    [property: JsonPropertyName("arguments"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Arguments);
 
 public sealed record ChatUsage(
     [property: JsonPropertyName("prompt_tokens")] int PromptTokens,
@@ -59,7 +85,8 @@ public sealed record ChatChunkChoice(
 
 public sealed record ChatDelta(
     [property: JsonPropertyName("role"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role = null,
-    [property: JsonPropertyName("content"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content = null)
+    [property: JsonPropertyName("content"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content = null,
+    [property: JsonPropertyName("tool_calls"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<ChatToolCallChunk>? ToolCalls = null)
 {
     public static ChatDelta Empty { get; } = new();
 }

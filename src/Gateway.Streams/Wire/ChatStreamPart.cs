@@ -1,7 +1,7 @@
 namespace Gateway.Streams.Wire;
 
 /// <summary>
-/// One element of the answer in wire order (spec §8): role, content*, finish, usage?, done; or
+/// One element of the answer in wire order (spec §8): role, content*, tool calls*, finish, usage?, done; or
 /// role, content*, error, done. Produced only by <see cref="WireOrderStage"/>.
 /// </summary>
 public abstract record ChatStreamPart;
@@ -12,6 +12,8 @@ public sealed record RolePart : ChatStreamPart
 }
 
 public sealed record ContentPart(string Text) : ChatStreamPart;
+
+public sealed record ToolCallPart(ToolCallDelta Delta) : ChatStreamPart;
 
 public sealed record FinishPart(string FinishReason) : ChatStreamPart;
 

@@ -27,6 +27,9 @@ public sealed class WireOrderStage : GraphStageWithMaterializedValue<FlowShape<A
         Shape = new FlowShape<AgentEvent, ChatStreamPart>(In, Out);
     }
 
+    /// <summary>Told the length of each text delta as it is pulled from the agent (a metric of what agents produce).</summary>
+    public Action<int>? OnText { get; init; }
+
     public Inlet<AgentEvent> In { get; } = new("wireOrder.in");
 
     public Outlet<ChatStreamPart> Out { get; } = new("wireOrder.out");
@@ -75,7 +78,11 @@ public sealed class WireOrderStage : GraphStageWithMaterializedValue<FlowShape<A
             {
                 case TextDelta { Text.Length: > 0 } delta:
                     _reply.Append(delta.Text);
+                    _stage.OnText?.Invoke(delta.Text.Length);
                     Push(_stage.Out, new ContentPart(delta.Text));
+                    break;
+                case ToolCallDelta toolCall:
+                    Push(_stage.Out, new ToolCallPart(toolCall));
                     break;
                 case UsageReport report:
                     _usage = report.Usage;

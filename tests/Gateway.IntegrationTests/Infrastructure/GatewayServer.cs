@@ -48,12 +48,17 @@ public sealed class GatewayServer : IAsyncDisposable
 
     public ActorSystem ActorSystem => App.Services.GetRequiredService<ActorSystem>();
 
-    public static async Task<GatewayServer> StartAsync(string config = DefaultConfig, params string[] extraArgs)
+    public static Task<GatewayServer> StartAsync(string config = DefaultConfig, params string[] extraArgs) =>
+        StartAsync(config, configure: null, extraArgs);
+
+    /// <param name="configure">Runs on the built app before it starts (to map a test-only route, say).</param>
+    public static async Task<GatewayServer> StartAsync(string config, Action<WebApplication>? configure, params string[] extraArgs)
     {
         var directory = Directory.CreateTempSubdirectory("gateway-test-").FullName;
         var configPath = Path.Combine(directory, "openclaw.json");
         await File.WriteAllTextAsync(configPath, config);
         var app = GatewayHost.Build(["--config", configPath, .. extraArgs]);
+        configure?.Invoke(app);
         try
         {
             await app.StartAsync();

@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Net;
+using System.Reflection;
+using System.Text;
+using Gateway.Bench.Load;
+
+namespace Gateway.Bench.Servers;
+
+/// <summary>
+/// The built-in agents the bench config defines. Each "twin" answers like its partner without the
+/// delay (or with a short answer in the same pieces), so the harness can capture the bytes for the
+/// baseline in a moment; a twin's id has the same length, so its bytes have the same length too.
+/// </summary>
+public static class BenchAgents
+{
+    /// <summary>Zero delay, 20 pieces: nonstream, stream and sessions.</summary>
+    public const string Fast = "fast";
+
+    /// <summary>One piece per second: hold.</summary>
+    public const string Hold = "hold";
+
+    /// <summary>The hold agent's twin without the delay.</summary>
+    public const string HoldTwin = "holx";
+
+    /// <summary>100 MB in 100,000 pieces of 1,000 characters, made as they are pulled: slow-reader.</summary>
+    public const string Big = "big";
+
+    /// <summary>The big agent's twin: the same 1,000-character pieces, ten of them.</summary>
+    public const string BigTwin = "bix";
+
+    public const int StreamPieces = 20;
+    public const long BigReplyChars = 100_000_000;
+    public const int BigPieces = 100_000;
+}
+
+/// <summary>Starts the gateway and the baseline, and captures what the gateway answers.</summary>
+public sealed class BenchServers(BenchOptions options, string workDirectory)
+{
+    public const string Token = "bench-token";
+
+    private static readonly Assembly Self = typeof(BenchServers).Assembly;
+
+    public static string DefaultGatewayDll => Metadata("GatewayApiDll");
+
+    public static string DefaultResultsDirectory => Metadata("ResultsDirectory");
+
+    private static string Metadata(string key) =>
+        Self.GetCustomAttributes<AssemblyMetadataAttribute>().First(a => a.Key == key).Value!;
+
+    /// <summary>The bench config: chat completions on, token auth, the bench agents, no caps that would queue the load.</summary>
+    public static string GatewayConfig(int port, int holdPieces, double sessionIdleMinutes) => string.Create(CultureInfo.InvariantCulture, $$"""
+        // Written by Gateway.Bench for one run.
+        {
+          gateway: {
+            port: {{port}},
+            bind: 'loopback',
+            auth: { mode: 'token', token: '{{Token}}' },
+            http: { endpoints: { chatCompletions: { enabled: true } } },
+          },
+          session: { idleMinutes: {{sessionIdleMinutes}} },
+          agents: {
+            defaults: { timeoutSeconds: 3600, maxConcurrent: 100000, builtin: { pieceDelayMs: 0 } },
+            list: [
+              { id: '{{BenchAgents.Fast}}', default: true, builtin: { pieceDelayMs: 0, pieces: {{BenchAgents.StreamPieces}} } },
+              { id: '{{BenchAgents.Hold}}', builtin: { pieceDelayMs: 1000, pieces: {{holdPieces}} } },
+              { id: '{{BenchAgents.HoldTwin}}', builtin: { pieceDelayMs: 0, pieces: {{holdPieces}} } },
+              { id: '{{BenchAgents.Big}}', builtin: { pieceDelayMs: 0, pieces: {{BenchAgents.BigPieces}}, replyChars: {{BenchAgents.BigReplyChars}} } },
+              { id: '{{BenchAgents.BigTwin}}', builtin: { pieceDelayMs: 0, pieces: 10, replyChars: {{BenchAgents.BigReplyChars / BenchAgents.BigPieces * 10}} } },
+            ],
+          },
+        }
+        """);
+
+    public async Task<ServerProcess> StartGatewayAsync(int holdPieces, double sessionIdleMinutes, CancellationToken cancellation)
+    {
+        var port = ServerProcess.FreePort();
+        var config = Path.Combine(workDirectory, $"gateway-{port}.json5");
+        await File.WriteAllTextAsync(config, GatewayConfig(port, holdPieces, sessionIdleMinutes), cancellation);
+        var dll = options.GatewayDll;
+        if (!File.Exists(dll)) throw new FileNotFoundException($"gateway not built at {dll} (build src/Gateway.Api in Release, or pass --gateway)");
+        return await ServerProcess.StartAsync(Target.Gateway, dll, ["--config", config, "--port", port.ToString(CultureInfo.InvariantCulture)],
+            new Dictionary<string, string>(), port, cancellation);
+    }
+
+    public async Task<ServerProcess> StartBaselineAsync(BaselineResponse response, CancellationToken cancellation)
+    {
+        var port = ServerProcess.FreePort();
+        var file = Path.Combine(workDirectory, $"baseline-{port}.json");
+        response.Save(file);
+        // The gateway runs with server GC (its project says so); the baseline gets the same.
+        var environment = new Dictionary<string, string> { ["DOTNET_gcServer"] = "1" };
+        return await ServerProcess.StartAsync(Target.Baseline, Self.Location, ["baseline", "--port", port.ToString(CultureInfo.InvariantCulture), "--response", file],
+            environment, port, cancellation);
+    }
+
+    /// <summary>
+    /// Sends one request to the gateway and turns its answer into the baseline's: the same headers
+    /// (less the per-response ones) and body, split into SSE events for a stream.
+    /// </summary>
+    public static async Task<BaselineResponse> CaptureAsync(IPEndPoint gateway, byte[] request, long contentEvents, int pieceDelayMs, CancellationToken cancellation)
+    {
+        using var connection = await HttpConnection.OpenAsync(gateway, cancellation);
+        await connection.SendAsync(request, cancellation);
+        var sink = new CapturingSink();
+        var head = await connection.ReadResponseAsync(sink, cancellation, keepHead: true);
+        if (head.Status != 200) throw new InvalidOperationException($"capture: the gateway answered {head.Status}: {Encoding.UTF8.GetString(sink.Body)}");
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var sendContentLength = false;
+        foreach (var line in head.RawHead!.Split("\r\n").Skip(1))
+        {
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0) continue;
+            var name = line[..colon].Trim();
+            var value = line[(colon + 1)..].Trim();
+            if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) sendContentLength = true;
+            if (name.ToLowerInvariant() is "date" or "server" or "transfer-encoding" or "content-length" or "connection") continue;
+            headers[name] = value;
+        }
+        var body = sink.Body;
+        var sse = headers.TryGetValue("Content-Type", out var type) && type.StartsWith("text/event-stream", StringComparison.Ordinal);
+        if (!sse) return new BaselineResponse(headers, false, [body], 0, 0, sendContentLength);
+        var frames = SplitEvents(body);
+        if (frames.Count < 3) throw new InvalidOperationException($"capture: a stream of {frames.Count} events");
+        return new BaselineResponse(headers, true, [.. frames], contentEvents, pieceDelayMs, false);
+    }
+
+    private static List<byte[]> SplitEvents(byte[] body)
+    {
+        var frames = new List<byte[]>();
+        var rest = body.AsSpan();
+        while (!rest.IsEmpty)
+        {
+            var end = rest.IndexOf("\n\n"u8);
+            var length = end < 0 ? rest.Length : end + 2;
+            frames.Add(rest[..length].ToArray());
+            rest = rest[length..];
+        }
+        return frames;
+    }
+}
+
+/// <summary>Request bytes, prepared once: the client sends them as they are.</summary>
+public static class BenchRequests
+{
+    public static byte[] Chat(IPEndPoint endpoint, string agent, bool stream, string? user = null, string message = "Say hello to the benchmark.")
+    {
+        var userField = user is null ? "" : $"\"user\":\"{user}\",";
+        var body = $"{{\"model\":\"openclaw/{agent}\",{userField}\"stream\":{(stream ? "true" : "false")},\"messages\":[{{\"role\":\"user\",\"content\":\"{message}\"}}]}}";
+        return Http(endpoint, body);
+    }
+
+    public static byte[] Http(IPEndPoint endpoint, string body)
+    {
+        var bodyBytes = Encoding.UTF8.GetBytes(body);
+        var head = $"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{endpoint.Port}\r\nAuthorization: Bearer {BenchServers.Token}\r\n" +
+            $"Content-Type: application/json\r\nContent-Length: {bodyBytes.Length}\r\n\r\n";
+        return [.. Encoding.ASCII.GetBytes(head), .. bodyBytes];
+    }
+}
