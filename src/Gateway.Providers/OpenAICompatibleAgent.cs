@@ -164,7 +164,8 @@ internal sealed class UpstreamAttempt : IAsyncDisposable
         }
         foreach (var call in update.ToolCallUpdates)
         {
-            var arguments = call.FunctionArgumentsUpdate is { } argumentsUpdate && !argumentsUpdate.IsEmpty ? argumentsUpdate.ToString() : null;
+            // OpenAI opens a call with "arguments":"" beside its id and name; keep that shape.
+            var arguments = call.FunctionArgumentsUpdate?.ToString() ?? (call.ToolCallId is null ? null : "");
             events.Add(new ToolCallDelta(call.Index, call.ToolCallId, call.FunctionName, arguments));
         }
         if (update.Usage is { } usage) events.Add(new UsageReport(new TokenUsage(usage.InputTokenCount, usage.OutputTokenCount)));

@@ -19,7 +19,20 @@ internal static class UpstreamRequest
         {
             messages.Add(entry.Role == ConversationRole.User ? new UserChatMessage(entry.Text) : new AssistantChatMessage(entry.Text));
         }
-        messages.Add(new UserChatMessage(turn.Input.Message));
+        if (turn.Input.ToolExchange is { } exchange)
+        {
+            // The model called client tools; it continues from its own calls and their results.
+            if (exchange.LeadMessage is { } lead) messages.Add(new UserChatMessage(lead));
+            messages.Add(new AssistantChatMessage(exchange.Calls
+                .Select(call => ChatToolCall.CreateFunctionToolCall(call.Id, call.Name, BinaryData.FromString(call.Arguments)))
+                .ToList()));
+            foreach (var result in exchange.Results)
+                messages.Add(new ToolChatMessage(result.ToolCallId ?? exchange.Calls[0].Id, result.Text));
+        }
+        else
+        {
+            messages.Add(new UserChatMessage(turn.Input.Message));
+        }
 
         var options = new ChatCompletionOptions
         {

@@ -30,6 +30,7 @@ public sealed class HttpConnection : IDisposable
     private readonly byte[] _buffer;
     private int _start;
     private int _end;
+    private Func<ValueTask>? _pace;
 
     private HttpConnection(Socket socket, int bufferSize)
     {
@@ -54,6 +55,8 @@ public sealed class HttpConnection : IDisposable
             throw;
         }
     }
+
+    public int LocalPort => ((IPEndPoint)_socket.LocalEndPoint!).Port;
 
     public async ValueTask SendAsync(ReadOnlyMemory<byte> request, CancellationToken cancellation)
     {
@@ -80,21 +83,21 @@ public sealed class HttpConnection : IDisposable
         var (status, contentLength, chunked, keepAlive) = ParseHead(head);
         var rawHead = keepHead ? Encoding.ASCII.GetString(head) : null;
         _start += head.Length;
+        // Every read of the body (chunk headers included) waits its turn when paced.
+        _pace = beforeRead;
+        try
+        {
 
         if (chunked)
         {
-            await ReadChunkedAsync(sink, maxRead, beforeRead, cancellation);
+            await ReadChunkedAsync(sink, maxRead, cancellation);
         }
         else if (contentLength is { } length)
         {
             var remaining = length;
             while (remaining > 0)
             {
-                if (_end == _start)
-                {
-                    if (beforeRead is not null) await beforeRead();
-                    if (!await FillAsync(maxRead, cancellation)) throw new HttpFramingException("connection closed inside the body");
-                }
+                if (_end == _start && !await FillAsync(maxRead, cancellation)) throw new HttpFramingException("connection closed inside the body");
                 var take = (int)Math.Min(remaining, _end - _start);
                 sink.OnBody(_buffer.AsSpan(_start, take));
                 _start += take;
@@ -112,14 +115,18 @@ public sealed class HttpConnection : IDisposable
                     sink.OnBody(_buffer.AsSpan(_start, _end - _start));
                     _start = _end;
                 }
-                if (beforeRead is not null) await beforeRead();
                 if (!await FillAsync(maxRead, cancellation)) break;
             }
+        }
+        }
+        finally
+        {
+            _pace = null;
         }
         return new ResponseHead(status, keepAlive, rawHead);
     }
 
-    private async ValueTask ReadChunkedAsync(IBodySink sink, int maxRead, Func<ValueTask>? beforeRead, CancellationToken cancellation)
+    private async ValueTask ReadChunkedAsync(IBodySink sink, int maxRead, CancellationToken cancellation)
     {
         while (true)
         {
@@ -150,11 +157,7 @@ public sealed class HttpConnection : IDisposable
             }
             while (size > 0)
             {
-                if (_end == _start)
-                {
-                    if (beforeRead is not null) await beforeRead();
-                    if (!await FillAsync(maxRead, cancellation)) throw new HttpFramingException("connection closed inside a chunk");
-                }
+                if (_end == _start && !await FillAsync(maxRead, cancellation)) throw new HttpFramingException("connection closed inside a chunk");
                 var take = (int)Math.Min(size, _end - _start);
                 sink.OnBody(_buffer.AsSpan(_start, take));
                 _start += take;
@@ -179,6 +182,7 @@ public sealed class HttpConnection : IDisposable
             _start = 0;
         }
         if (_end == _buffer.Length) throw new HttpFramingException("response head larger than the read buffer");
+        if (_pace is not null) await _pace();
         var room = Math.Min(maxRead, _buffer.Length - _end);
         var read = await _socket.ReceiveAsync(_buffer.AsMemory(_end, room), SocketFlags.None, cancellation);
         _end += read;

@@ -11,7 +11,8 @@ namespace Gateway.Bench.Load;
 /// </summary>
 public static class SlowReader
 {
-    public sealed record Result(long BodyBytes, int Events, double Seconds);
+    /// <param name="ServerSendQueueBytes">What the kernel held in the server's send queue of this connection at the end (-1: unknown).</param>
+    public sealed record Result(long BodyBytes, int Events, double Seconds, long ServerSendQueueBytes);
 
     public static async Task<Result> RunAsync(IPEndPoint endpoint, byte[] request, int bytesPerSecond, TimeSpan duration,
         Func<Task> whileStillOpen, CancellationToken cancellation)
@@ -38,8 +39,34 @@ public static class SlowReader
         {
         }
         var seconds = (Stopwatch.GetTimestamp() - started) / (double)Stopwatch.Frequency;
+        var sendQueue = ServerSendQueue(endpoint.Port, connection.LocalPort);
         await whileStillOpen();
-        return new Result(scanner.Bytes, scanner.Events, seconds);
+        return new Result(scanner.Bytes, scanner.Events, seconds, sendQueue);
+    }
+
+    /// <summary>
+    /// The tx_queue of the server's end of the connection (local port = server, remote port = client)
+    /// from <c>/proc/net/tcp</c>: bytes written by the server that the kernel holds because the
+    /// client has not read them.
+    /// </summary>
+    private static long ServerSendQueue(int serverPort, int clientPort)
+    {
+        try
+        {
+            var local = $":{serverPort:X4} ";
+            var remote = $":{clientPort:X4} ";
+            foreach (var line in File.ReadLines("/proc/net/tcp").Skip(1))
+            {
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length < 5 || !(fields[1] + " ").EndsWith(local, StringComparison.Ordinal) || !(fields[2] + " ").EndsWith(remote, StringComparison.Ordinal)) continue;
+                var queues = fields[4].Split(':');
+                return Convert.ToInt64(queues[0], 16);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return -1;
     }
 
     private sealed class StopReading : Exception;

@@ -14,6 +14,7 @@ public sealed class SlowReaderScenario : Scenario
 {
     private const int BytesPerSecond = 1024;
     private const string AgentOutput = "gateway.agent.output.chars";
+    private const string HeapSize = "dotnet.gc.last_collection.heap.size";
 
     public override string Name => "slow-reader";
 
@@ -44,7 +45,8 @@ public sealed class SlowReaderScenario : Scenario
         var read = report.Find("client read")!;
         var mb = growth.GatewayMedian ?? double.NaN;
         report.Summary.Add($"slow-reader: RSS {Signed(mb)} MB over {duration.TotalSeconds:0} s (baseline {Signed(growth.BaselineMedian ?? double.NaN)} MB); " +
-            $"the agent produced {F(produced.GatewayMedian ?? double.NaN, "0")} KB while the client read {F(read.GatewayMedian ?? double.NaN, "0")} KB");
+            $"the agent produced {F(produced.GatewayMedian ?? double.NaN, "0")} KB while the client read {F(read.GatewayMedian ?? double.NaN, "0")} KB " +
+            $"(the kernel held {F(report.Find("kernel send queue of the server's socket")?.GatewayMedian ?? double.NaN, "0")} KB in the server's send queue)");
         report.Target("slow-reader: gateway RSS grows < 5 MB over the run", mb < 5, $"{Signed(mb)} MB");
     }
 
@@ -61,6 +63,7 @@ public sealed class SlowReaderScenario : Scenario
         await Settle(1.5, cancellation);
         await RuntimeProbe.ForceGcAsync(server.Pid, cancellation);
         var producedBefore = isGateway ? await ReadAgentOutputAsync(server, cancellation) : 0;
+        var heapBefore = await ReadHeapAsync(server, cancellation);
         await Settle(0.5, cancellation);
         var before = server.Sample();
 
@@ -83,6 +86,7 @@ public sealed class SlowReaderScenario : Scenario
 
         ProcSample end = default;
         double producedAfter = 0;
+        double heapAfter = 0;
         SlowReader.Result result;
         try
         {
@@ -90,6 +94,9 @@ public sealed class SlowReaderScenario : Scenario
             {
                 end = server.Sample();
                 if (isGateway) producedAfter = await ReadAgentOutputAsync(server, cancellation);
+                // What the server still holds (not garbage waiting for a collection).
+                await RuntimeProbe.ForceGcAsync(server.Pid, cancellation);
+                heapAfter = await ReadHeapAsync(server, cancellation);
             }, cancellation);
         }
         catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or HttpFramingException)
@@ -108,9 +115,11 @@ public sealed class SlowReaderScenario : Scenario
         var readKb = result.BodyBytes / 1024.0;
         report.Figure("RSS growth (peak)", "MB").Add(target, growthMb);
         report.Figure("RSS growth (at the end)", "MB").Add(target, (end.RssBytes - before.RssBytes) / 1048576.0);
+        report.Figure("GC heap growth, after a full GC", "MB").Add(target, (heapAfter - heapBefore) / 1048576.0);
         report.Figure("RSS before", "MB", "0").Add(target, before.RssBytes / 1048576.0);
         report.Figure("client read", "KB", "0.0").Add(target, readKb);
         report.Figure("client read rate", "KB/s", "0.00").Add(target, readKb / result.Seconds);
+        if (result.ServerSendQueueBytes >= 0) report.Figure("kernel send queue of the server's socket", "KB", "0.0").Add(target, result.ServerSendQueueBytes / 1024.0);
         if (isGateway)
         {
             var producedKb = (producedAfter - producedBefore) / 1024.0;
@@ -119,6 +128,9 @@ public sealed class SlowReaderScenario : Scenario
         }
         context.Log($"slow-reader round {round} {target}: RSS +{growthMb:0.00} MB, read {readKb:0.0} KB{(isGateway ? $", agent produced {(producedAfter - producedBefore) / 1024:0.0} KB" : "")}");
     }
+
+    private static async Task<double> ReadHeapAsync(ServerProcess server, CancellationToken cancellation) =>
+        (await RuntimeProbe.ReadMetricsAsync(server.Pid, "System.Runtime", [HeapSize], cancellation))[HeapSize];
 
     private static async Task<double> ReadAgentOutputAsync(ServerProcess server, CancellationToken cancellation)
     {

@@ -63,11 +63,25 @@ public sealed record ToolChoice(string Mode, string? FunctionName = null)
     public static ToolChoice Function(string name) => new(FunctionMode, name);
 }
 
+/// <summary>A call of a client tool the model made in an earlier answer.</summary>
+public sealed record ToolCallRecord(string Id, string Name, string Arguments);
+
+/// <summary>A client tool's result, answering the call <paramref name="ToolCallId"/>.</summary>
+public sealed record ToolResult(string? ToolCallId, string Text);
+
+/// <summary>
+/// The request ended with the results of client tools the model called: the message that led to the
+/// calls (flattened like any input), the calls, and their results. A model gets these as real
+/// assistant tool-call and tool messages, so it can continue where it left off.
+/// </summary>
+public sealed record ToolExchange(string? LeadMessage, IReadOnlyList<ToolCallRecord> Calls, IReadOnlyList<ToolResult> Results);
+
 /// <summary>What one turn gives the agent: the current message, extra system text, and sampling values.</summary>
 /// <param name="Tools">Functions the client offers (client tools); null or empty: none.</param>
 /// <param name="ToolChoice">How the model may use <paramref name="Tools"/>; null: the model's default.</param>
+/// <param name="ToolExchange">Set when the request answers the model's tool calls (see <see cref="Agents.ToolExchange"/>).</param>
 public sealed record AgentInput(string Message, string? ExtraSystemPrompt = null, SamplingOptions? Sampling = null,
-    IReadOnlyList<FunctionTool>? Tools = null, ToolChoice? ToolChoice = null);
+    IReadOnlyList<FunctionTool>? Tools = null, ToolChoice? ToolChoice = null, ToolExchange? ToolExchange = null);
 
 /// <summary>One remembered message of a session's conversation.</summary>
 public sealed record ConversationEntry(ConversationRole Role, string Text);

@@ -47,9 +47,13 @@ public sealed class BuiltInAgent : IAgentRuntime
         for (var i = 0; i < count; i++)
         {
             var end = totalChars * (i + 1) / count;
-            var piece = new System.Text.StringBuilder((int)(end - position));
-            for (; position < end; position++) piece.Append(source[(int)(position % source.Length)]);
-            yield return piece.ToString();
+            // Made in place: one string per piece and no builder (a long answer makes many pieces).
+            yield return string.Create((int)(end - position), (source, position), static (chars, state) =>
+            {
+                var (text, from) = state;
+                for (var j = 0; j < chars.Length; j++) chars[j] = text[(int)((from + j) % text.Length)];
+            });
+            position = end;
         }
     }
 

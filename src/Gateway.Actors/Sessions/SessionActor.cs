@@ -129,7 +129,8 @@ public sealed class SessionActor : UntypedActor
     private void OnRunFinished(RunFinished finished)
     {
         if (_current is not { } current || current.Turn.TurnId != finished.TurnId) return;
-        if (finished.Outcome.Succeeded) Remember(current.Turn.Input.Message, finished.Outcome.ReplyText);
+        // A turn that only called client tools said nothing worth remembering; its results come next turn.
+        if (finished.Outcome is { Succeeded: true, ReplyText.Length: > 0 }) Remember(current.Turn.Input.Message, finished.Outcome.ReplyText);
         Context.Unwatch(current.Run);
         Context.Stop(current.Run);
         _current = null;

@@ -43,7 +43,25 @@ public static class AgentPrompt
             ? current.Text
             : $"{HistoryHeader}\n{history}\n{CurrentHeader}\n{Line(current)}";
         var extra = instructions.Count == 0 ? null : string.Join("\n\n", instructions);
-        return new AgentInput(message, extra, request.Sampling, request.Tools, request.ToolChoice);
+        return new AgentInput(message, extra, request.Sampling, request.Tools, request.ToolChoice, ToolExchangeEndingAt(request, currentIndex));
+    }
+
+    /// <summary>
+    /// When the current message is a tool result that answers an assistant message's tool calls (with
+    /// only tool results between them), the exchange a model needs to continue: what led to the calls,
+    /// the calls, and the results.
+    /// </summary>
+    private static ToolExchange? ToolExchangeEndingAt(ChatRequest request, int currentIndex)
+    {
+        var messages = request.Messages;
+        if (messages[currentIndex].Role != "tool") return null;
+        var callsIndex = currentIndex - 1;
+        while (callsIndex >= 0 && messages[callsIndex].Role == "tool") callsIndex--;
+        if (callsIndex < 0 || messages[callsIndex] is not { Role: "assistant", ToolCalls: { Count: > 0 } calls }) return null;
+        var results = new List<ToolResult>();
+        for (var i = callsIndex + 1; i <= currentIndex; i++) results.Add(new ToolResult(messages[i].ToolCallId, messages[i].Text));
+        var lead = Build(request with { Messages = messages.Take(callsIndex).ToList() });
+        return new ToolExchange(lead?.Message, calls, results);
     }
 
     private static string? Line(ChatMessageIn message) => message.Role switch

@@ -5,7 +5,8 @@ using Gateway.Actors.Agents;
 namespace Gateway.Api.Http;
 
 /// <summary>A message of the request, reduced to what the agent's input is built from.</summary>
-public sealed record ChatMessageIn(string Role, string Text, string? ToolCallId);
+/// <param name="ToolCalls">An assistant message's calls of client tools, if any.</param>
+public sealed record ChatMessageIn(string Role, string Text, string? ToolCallId, IReadOnlyList<ToolCallRecord>? ToolCalls = null);
 
 /// <summary>The fields of a chat completion request the gateway honours (spec §6), validated.</summary>
 public sealed record ChatRequest(
@@ -73,9 +74,32 @@ public static partial class ChatRequestParser
             var role = OptionalString(message, "role", $"{name}.role")?.Trim().ToLowerInvariant() ?? "";
             var text = ContentText(message, $"{name}.content");
             var toolCallId = OptionalString(message, "tool_call_id", $"{name}.tool_call_id");
-            result.Add(new ChatMessageIn(role, text, string.IsNullOrWhiteSpace(toolCallId) ? null : toolCallId.Trim()));
+            var toolCalls = role == "assistant" ? ToolCalls(message, $"{name}.tool_calls") : null;
+            result.Add(new ChatMessageIn(role, text, string.IsNullOrWhiteSpace(toolCallId) ? null : toolCallId.Trim(), toolCalls));
         }
         return result;
+    }
+
+    /// <summary>An assistant message's <c>tool_calls</c>: function calls with an id, a name and JSON arguments.</summary>
+    private static IReadOnlyList<ToolCallRecord>? ToolCalls(JsonElement message, string name)
+    {
+        if (Present(message, "tool_calls") is not { } calls) return null;
+        if (calls.ValueKind != JsonValueKind.Array) throw Invalid($"`{name}` must be an array.");
+        var result = new List<ToolCallRecord>();
+        var index = 0;
+        foreach (var call in calls.EnumerateArray())
+        {
+            var callName = $"{name}[{index++}]";
+            if (call.ValueKind != JsonValueKind.Object) throw Invalid($"`{callName}` must be an object.");
+            var id = OptionalString(call, "id", $"{callName}.id");
+            if (Present(call, "function") is not { ValueKind: JsonValueKind.Object } function)
+                throw Invalid($"`{callName}.function` must be an object.");
+            var functionName = OptionalString(function, "name", $"{callName}.function.name");
+            if (string.IsNullOrWhiteSpace(id) || string.IsNullOrWhiteSpace(functionName))
+                throw Invalid($"`{callName}` needs an `id` and a `function.name`.");
+            result.Add(new ToolCallRecord(id, functionName, OptionalString(function, "arguments", $"{callName}.function.arguments") ?? "{}"));
+        }
+        return result.Count == 0 ? null : result;
     }
 
     /// <summary>A string, or the <c>text</c>/<c>input_text</c> parts joined by newlines; trimmed. Other parts add no text.</summary>
