@@ -1,0 +1,107 @@
+using Akka.Actor;
+
+namespace Gateway.Actors.Sessions;
+
+/// <summary>
+/// Caps agent runs across sessions (<c>agents.defaults.maxConcurrent</c>, spec §5): a session asks for
+/// a slot before it starts a run and gives it back when the run ends. Excess requests wait in arrival
+/// order; they are not rejected. A session that stops gives back what it held or waited for.
+/// </summary>
+public sealed class RunSlotsActor : ReceiveActor
+{
+    private readonly int _capacity;
+    private readonly HashSet<(IActorRef Session, string TurnId)> _held = [];
+    private readonly LinkedList<(IActorRef Session, string TurnId)> _waiting = new();
+    private readonly Dictionary<IActorRef, int> _entriesBySession = new();
+
+    public RunSlotsActor(int capacity)
+    {
+        _capacity = capacity;
+        Receive<AcquireRunSlot>(acquire =>
+        {
+            Track(Sender);
+            _waiting.AddLast((Sender, acquire.TurnId));
+            GrantWhileFree();
+        });
+        Receive<ReleaseRunSlot>(release =>
+        {
+            var entry = (Sender, release.TurnId);
+            if (_held.Remove(entry) || RemoveWaiting(entry)) Untrack(Sender);
+            GrantWhileFree();
+        });
+        Receive<Terminated>(terminated =>
+        {
+            _held.RemoveWhere(entry => entry.Session.Equals(terminated.ActorRef));
+            for (var node = _waiting.First; node is not null;)
+            {
+                var next = node.Next;
+                if (node.Value.Session.Equals(terminated.ActorRef)) _waiting.Remove(node);
+                node = next;
+            }
+            _entriesBySession.Remove(terminated.ActorRef);
+            GrantWhileFree();
+        });
+        Receive<GetRunSlots>(_ => Sender.Tell(new RunSlots(_held.Count, _waiting.Count)));
+    }
+
+    public static Props Props(int capacity) => Akka.Actor.Props.Create(() => new RunSlotsActor(capacity));
+
+    private void GrantWhileFree()
+    {
+        while (_held.Count < _capacity && _waiting.First is { } first)
+        {
+            _waiting.RemoveFirst();
+            _held.Add(first.Value);
+            first.Value.Session.Tell(new RunSlotGranted(first.Value.TurnId));
+        }
+    }
+
+    private bool RemoveWaiting((IActorRef Session, string TurnId) entry)
+    {
+        for (var node = _waiting.First; node is not null; node = node.Next)
+        {
+            if (!node.Value.Equals(entry)) continue;
+            _waiting.Remove(node);
+            return true;
+        }
+        return false;
+    }
+
+    private void Track(IActorRef session)
+    {
+        if (_entriesBySession.TryGetValue(session, out var count))
+        {
+            _entriesBySession[session] = count + 1;
+            return;
+        }
+        _entriesBySession[session] = 1;
+        Context.Watch(session);
+    }
+
+    private void Untrack(IActorRef session)
+    {
+        if (!_entriesBySession.TryGetValue(session, out var count)) return;
+        if (count > 1)
+        {
+            _entriesBySession[session] = count - 1;
+            return;
+        }
+        _entriesBySession.Remove(session);
+        Context.Unwatch(session);
+    }
+}
+
+/// <summary>A session asks for a slot to run <paramref name="TurnId"/>; the answer is <see cref="RunSlotGranted"/>, when one is free.</summary>
+public sealed record AcquireRunSlot(string TurnId);
+
+public sealed record RunSlotGranted(string TurnId);
+
+/// <summary>Gives a slot back after the run, or withdraws a request still waiting.</summary>
+public sealed record ReleaseRunSlot(string TurnId);
+
+public sealed record GetRunSlots
+{
+    public static GetRunSlots Instance { get; } = new();
+}
+
+public sealed record RunSlots(int Held, int Waiting);
