@@ -17,6 +17,7 @@ public sealed record BenchOptions
           --gateway DLL    the gateway to start (default: src/Gateway.Api's Release build)
           --results DIR    where the JSON goes (default: bench/results)
           --no-results     don't write JSON
+          --allow-errors   exit 0 even when requests failed (they are still counted and shown)
         Gateway.Bench baseline --port N --response FILE   (the baseline server; the harness starts it)
         """;
 
@@ -33,6 +34,9 @@ public sealed record BenchOptions
     public string ResultsDirectory { get; init; } = BenchServers.DefaultResultsDirectory;
 
     public bool WriteResults { get; init; } = true;
+
+    /// <summary>Failed requests are reported either way; without this they also make the exit code 1.</summary>
+    public bool AllowErrors { get; init; }
 
     public TimeSpan Duration => TimeSpan.FromSeconds(DurationSeconds);
 
@@ -56,6 +60,7 @@ public sealed record BenchOptions
             {
                 "--quick" => options,
                 "--no-results" => options with { WriteResults = false },
+                "--allow-errors" => options with { AllowErrors = true },
                 "--rounds" => options with { Rounds = int.Parse(Required(value, "--rounds"), CultureInfo.InvariantCulture) },
                 "--duration" => options with { DurationSeconds = double.Parse(Required(value, "--duration"), CultureInfo.InvariantCulture) },
                 "--gateway" => options with { GatewayDll = Path.GetFullPath(Required(value, "--gateway")) },

@@ -76,7 +76,7 @@ foreach (var name in names)
     summary.AddRange(report.Summary);
     if (report.TotalErrors > 0)
     {
-        failed = true;
+        failed |= !options.AllowErrors;
         summary.Add($"{name}: errors: gateway {report.GatewayErrors}; baseline {report.BaselineErrors}");
     }
     if (options.WriteResults) context.Log($"{name}: results in {report.Write(options.ResultsDirectory)}");

@@ -33,9 +33,11 @@ public static class GatewayActorsSetup
             var runtimes = resolver.GetService<IAgentRuntimeResolver>();
             var metrics = resolver.GetService<GatewayMetrics>();
             var materializer = system.Materializer();
+            // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
+            var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
             var router = system.ActorOf(
                 SessionRouterActor.Props(
-                    key => SessionActor.Props(key, sessionSettings, runtimes, materializer, metrics).WithMailbox(SessionMailbox.ConfigPath),
+                    key => SessionActor.Props(key, sessionSettings, runtimes, materializer, metrics, runSlots).WithMailbox(SessionMailbox.ConfigPath),
                     SessionKeyExtractor.Instance,
                     sessionSettings.MaxBufferedPerPassivatingSession),
                 "sessions");

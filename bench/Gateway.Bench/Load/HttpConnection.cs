@@ -87,37 +87,36 @@ public sealed class HttpConnection : IDisposable
         _pace = beforeRead;
         try
         {
-
-        if (chunked)
-        {
-            await ReadChunkedAsync(sink, maxRead, cancellation);
-        }
-        else if (contentLength is { } length)
-        {
-            var remaining = length;
-            while (remaining > 0)
+            if (chunked)
             {
-                if (_end == _start && !await FillAsync(maxRead, cancellation)) throw new HttpFramingException("connection closed inside the body");
-                var take = (int)Math.Min(remaining, _end - _start);
-                sink.OnBody(_buffer.AsSpan(_start, take));
-                _start += take;
-                remaining -= take;
+                await ReadChunkedAsync(sink, maxRead, cancellation);
             }
-        }
-        else
-        {
-            // No length, not chunked: the body runs to the end of the connection.
-            keepAlive = false;
-            while (true)
+            else if (contentLength is { } length)
             {
-                if (_end > _start)
+                var remaining = length;
+                while (remaining > 0)
                 {
-                    sink.OnBody(_buffer.AsSpan(_start, _end - _start));
-                    _start = _end;
+                    if (_end == _start && !await FillAsync(maxRead, cancellation)) throw new HttpFramingException("connection closed inside the body");
+                    var take = (int)Math.Min(remaining, _end - _start);
+                    sink.OnBody(_buffer.AsSpan(_start, take));
+                    _start += take;
+                    remaining -= take;
                 }
-                if (!await FillAsync(maxRead, cancellation)) break;
             }
-        }
+            else
+            {
+                // No length, not chunked: the body runs to the end of the connection.
+                keepAlive = false;
+                while (true)
+                {
+                    if (_end > _start)
+                    {
+                        sink.OnBody(_buffer.AsSpan(_start, _end - _start));
+                        _start = _end;
+                    }
+                    if (!await FillAsync(maxRead, cancellation)) break;
+                }
+            }
         }
         finally
         {

@@ -14,6 +14,7 @@ namespace Gateway.Bench.Scenarios;
 public sealed class HoldScenario : Scenario
 {
     private const int ConnectParallelism = 200;
+    private const string HeapSize = "dotnet.gc.last_collection.heap.size";
 
     public override string Name => "hold";
 
@@ -61,6 +62,7 @@ public sealed class HoldScenario : Scenario
         report.Errors(target).Add(warm.Errors);
         await Settle(1.5, cancellation);
         await RuntimeProbe.ForceGcAsync(server.Pid, cancellation);
+        var heapBefore = await ReadHeapAsync(server, cancellation);
         await Settle(0.5, cancellation);
 
         var before = server.Sample();
@@ -87,6 +89,13 @@ public sealed class HoldScenario : Scenario
         await hold.AllOpen.WaitAsync(cancellation);
         var atOpen = server.Sample();
         var openSeconds = (atOpen.Timestamp - before.Timestamp) / (double)Stopwatch.Frequency;
+        // What the open streams hold, without the garbage of opening them: a full GC while all are open.
+        var heapOpen = double.NaN;
+        if (hold.Finished == 0)
+        {
+            await RuntimeProbe.ForceGcAsync(server.Pid, cancellation);
+            heapOpen = await ReadHeapAsync(server, cancellation);
+        }
         await run;
         var after = server.Sample();
         await sampling.CancelAsync();
@@ -101,6 +110,7 @@ public sealed class HoldScenario : Scenario
         report.Errors(target).Add(hold.Errors);
         report.Figure($"{n} streams done", "of " + count, "0").Add(target, hold.Done);
         report.Figure($"{n} RSS per open stream", "KB", "0.0").Add(target, perStreamKb);
+        report.Figure($"{n} GC heap per open stream", "KB", "0.0").Add(target, (heapOpen - heapBefore) / 1024.0 / count);
         report.Figure($"{n} RSS before", "MB", "0").Add(target, before.RssBytes / 1048576.0);
         report.Figure($"{n} RSS all open", "MB", "0").Add(target, peak / 1048576.0);
         report.Figure($"{n} CPU over the hold", "cores", "0.000").Add(target, cores);
@@ -110,6 +120,9 @@ public sealed class HoldScenario : Scenario
         context.Log($"hold {count} round {round} {target}: {hold.Done}/{count} done, {perStreamKb:0.0} KB/stream, {cores:0.000} cores, opened in {openSeconds:0.0} s, errors {hold.Errors}");
     }
 
+    private static async Task<double> ReadHeapAsync(ServerProcess server, CancellationToken cancellation) =>
+        (await RuntimeProbe.ReadMetricsAsync(server.Pid, "System.Runtime", [HeapSize], cancellation))[HeapSize];
+
     private static void Summarize(ScenarioReport report, int count)
     {
         var n = $"n{count}";
@@ -118,8 +131,10 @@ public sealed class HoldScenario : Scenario
         var perStream = report.Find($"{n} RSS per open stream")!;
         var cpu = report.Find($"{n} CPU over the hold")!;
         var kb = perStream.GatewayMedian ?? double.NaN;
+        var heap = report.Find($"{n} GC heap per open stream")!;
         report.Summary.Add($"hold {count}: {leastDone}/{count} streams done, {F(kb, "0.0")} KB RSS per stream " +
-            $"({F(perStream.Ratio ?? double.NaN)} of baseline), CPU {F(cpu.GatewayMedian ?? double.NaN, "0.000")} cores ({F(cpu.Ratio ?? double.NaN)} of baseline)");
+            $"({F(perStream.Ratio ?? double.NaN)} of baseline; GC heap {F(heap.GatewayMedian ?? double.NaN, "0.0")} KB), " +
+            $"CPU {F(cpu.GatewayMedian ?? double.NaN, "0.000")} cores ({F(cpu.Ratio ?? double.NaN)} of baseline)");
         if (count != 10_000) return;
         report.Target("hold 10000: every stream completes", leastDone == count, $"{leastDone}/{count} in the worst round");
         report.Target("hold 10000: < 20 KB of gateway RSS per open stream", kb < 20, $"{F(kb, "0.0")} KB");

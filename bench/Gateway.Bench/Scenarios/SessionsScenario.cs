@@ -23,7 +23,7 @@ public sealed class SessionsScenario : Scenario
     public override async Task RunAsync(BenchContext context, ScenarioReport report, CancellationToken cancellation)
     {
         var count = context.Quick ? 5_000 : 100_000;
-        var idleMinutes = context.Quick ? 0.05 : 0.5;
+        var idleMinutes = context.Quick ? 0.05 : 1.0;
         report.Notes.Add($"{count} sessions (distinct `user`), created at concurrency 32; session.idleMinutes {idleMinutes.ToString(CultureInfo.InvariantCulture)}");
         BaselineResponse answer;
         await using (var capture = await context.Servers.StartGatewayAsync(30, idleMinutes, cancellation))

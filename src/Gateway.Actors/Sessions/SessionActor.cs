@@ -20,32 +20,37 @@ public sealed class SessionActor : UntypedActor
     private readonly IAgentRuntimeResolver _runtimes;
     private readonly IMaterializer _materializer;
     private readonly GatewayMetrics _metrics;
+    // Null when runs across sessions are not capped (agents.defaults.maxConcurrent unset).
+    private readonly IActorRef? _runSlots;
     private ILoggingAdapter? _log;
     private readonly List<ConversationEntry> _history = [];
     // Each agent's own system prompt, read from its workspace when this session first runs it.
     private Dictionary<string, string?>? _instructions;
     private readonly LinkedList<(StartTurn Turn, IActorRef ReplyTo)> _waiting = new();
-    private (StartTurn Turn, IActorRef ReplyTo, IActorRef Run)? _current;
+    // The turn in progress; its Run is null while it waits for a run slot.
+    private (StartTurn Turn, IActorRef ReplyTo, IActorRef? Run)? _current;
     private bool _stateless = true;
     private long _runCounter;
 
     public SessionActor(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
-        IMaterializer materializer, GatewayMetrics metrics)
+        IMaterializer materializer, GatewayMetrics metrics, IActorRef? runSlots = null)
     {
         _sessionKey = sessionKey;
         _settings = settings;
         _runtimes = runtimes;
         _materializer = materializer;
         _metrics = metrics;
+        _runSlots = runSlots;
     }
 
     /// <summary>
     /// The props of one session. Made by a producer, not an expression: stateless requests start a
     /// session each, and an expression's arguments are evaluated by reflection.
     /// </summary>
+    /// <param name="runSlots">A <see cref="RunSlotsActor"/> to ask before each run; null: runs are not capped.</param>
     public static Props Props(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
-        IMaterializer materializer, GatewayMetrics metrics) =>
-        Akka.Actor.Props.CreateBy(new Producer(sessionKey, settings, runtimes, materializer, metrics));
+        IMaterializer materializer, GatewayMetrics metrics, IActorRef? runSlots = null) =>
+        Akka.Actor.Props.CreateBy(new Producer(sessionKey, settings, runtimes, materializer, metrics, runSlots));
 
     private bool IsIdle => _current is null && _waiting.Count == 0;
 
@@ -67,6 +72,9 @@ public sealed class SessionActor : UntypedActor
                 break;
             case LeaveTurn leave:
                 OnLeaveTurn(leave);
+                break;
+            case RunSlotGranted granted:
+                OnRunSlotGranted(granted);
                 break;
             case RunFinished finished:
                 OnRunFinished(finished);
@@ -92,7 +100,9 @@ public sealed class SessionActor : UntypedActor
     protected override void PostStop()
     {
         _metrics.SessionStopped();
-        // Anyone still waiting would otherwise wait until their ask times out.
+        // Anyone still waiting would otherwise wait until their ask times out. (A slot held or asked
+        // for is given back by the slots actor, which watches this session.)
+        if (_current is { Run: null } awaitingSlot) awaitingSlot.ReplyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
         foreach (var (_, replyTo) in _waiting) replyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
         _waiting.Clear();
     }
@@ -114,8 +124,14 @@ public sealed class SessionActor : UntypedActor
     {
         if (_current is { } current && current.Turn.TurnId == leave.TurnId)
         {
-            current.Run.Tell(CancelRun.Instance);
-            return;
+            if (current.Run is not null)
+            {
+                current.Run.Tell(CancelRun.Instance);
+                return;
+            }
+            // Still waiting for a run slot: withdraw the request.
+            _runSlots?.Tell(new ReleaseRunSlot(leave.TurnId));
+            _current = null;
         }
         for (var node = _waiting.First; node is not null; node = node.Next)
         {
@@ -131,19 +147,21 @@ public sealed class SessionActor : UntypedActor
         if (_current is not { } current || current.Turn.TurnId != finished.TurnId) return;
         // A turn that only called client tools said nothing worth remembering; its results come next turn.
         if (finished.Outcome is { Succeeded: true, ReplyText.Length: > 0 }) Remember(current.Turn.Input.Message, finished.Outcome.ReplyText);
-        Context.Unwatch(current.Run);
-        Context.Stop(current.Run);
+        Context.Unwatch(current.Run!);
+        Context.Stop(current.Run!);
+        _runSlots?.Tell(new ReleaseRunSlot(finished.TurnId));
         _current = null;
         StartNextOrIdle();
     }
 
     private void OnRunTerminated(IActorRef run)
     {
-        if (_current is not { } current || !current.Run.Equals(run)) return;
+        if (_current is not { Run: not null } current || !current.Run.Equals(run)) return;
         // The run died without reporting an outcome (it crashed). Its client gets a failure; if the
         // run had already answered, this second reply is dropped by the finished ask.
         Log.Warning("Run {0} in session {1} stopped without finishing", current.Turn.TurnId, _sessionKey);
         current.ReplyTo.Tell(new Status.Failure(new AgentRunException(ChatError.Internal)));
+        _runSlots?.Tell(new ReleaseRunSlot(current.Turn.TurnId));
         _current = null;
         StartNextOrIdle();
     }
@@ -154,21 +172,42 @@ public sealed class SessionActor : UntypedActor
         {
             _waiting.RemoveFirst();
             var (turn, replyTo) = next.Value;
-            var runtime = _runtimes.Resolve(turn.Agent);
-            _instructions ??= new Dictionary<string, string?>(StringComparer.Ordinal);
-            if (!_instructions.TryGetValue(turn.Agent.Id, out var instructions))
-                _instructions[turn.Agent.Id] = instructions = AgentInstructions.Load(turn.Agent.Workspace);
-            var run = Context.ActorOf(
-                AgentRunActor.Props(turn, _history.ToArray(), instructions, runtime, replyTo, _settings, _materializer, _metrics),
-                $"run-{++_runCounter}");
-            Context.Watch(run);
-            _current = (turn, replyTo, run);
             SetReceiveTimeout(null);
+            if (_runSlots is null)
+            {
+                StartRun(turn, replyTo);
+                return;
+            }
+            // Runs across sessions are capped: wait for a slot (in arrival order) before starting.
+            _current = (turn, replyTo, null);
+            _runSlots.Tell(new AcquireRunSlot(turn.TurnId));
             return;
         }
         if (!IsIdle) return;
         if (_stateless) Context.Parent.Tell(new Passivate(StopSession.Instance));
         else SetReceiveTimeout(_settings.PassivateAfter);
+    }
+
+    private void OnRunSlotGranted(RunSlotGranted granted)
+    {
+        if (_current is { Run: null } current && current.Turn.TurnId == granted.TurnId) StartRun(current.Turn, current.ReplyTo);
+        // A slot for a turn whose client left meanwhile goes straight back.
+        else _runSlots?.Tell(new ReleaseRunSlot(granted.TurnId));
+    }
+
+    private void StartRun(StartTurn turn, IActorRef replyTo)
+    {
+        var runtime = _runtimes.Resolve(turn.Agent);
+        _instructions ??= new Dictionary<string, string?>(StringComparer.Ordinal);
+        if (!_instructions.TryGetValue(turn.Agent.Id, out var instructions))
+            _instructions[turn.Agent.Id] = instructions = AgentInstructions.Load(turn.Agent.Workspace);
+        var run = Context.ActorOf(
+            // A run lives as long as its answer streams: it gets its session's mailbox (the lean one, in the gateway).
+            AgentRunActor.Props(turn, _history.ToArray(), instructions, runtime, replyTo, _settings, _materializer, _metrics)
+                .WithMailbox(Context.Props.Mailbox),
+            $"run-{++_runCounter}");
+        Context.Watch(run);
+        _current = (turn, replyTo, run);
     }
 
     private void Remember(string userText, string assistantText)
@@ -182,11 +221,11 @@ public sealed class SessionActor : UntypedActor
 
 /// <summary>Makes a <see cref="SessionActor"/> with a plain constructor call.</summary>
 file sealed class Producer(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
-    IMaterializer materializer, GatewayMetrics metrics) : IIndirectActorProducer
+    IMaterializer materializer, GatewayMetrics metrics, IActorRef? runSlots) : IIndirectActorProducer
 {
     public Type ActorType => typeof(SessionActor);
 
-    public ActorBase Produce() => new SessionActor(sessionKey, settings, runtimes, materializer, metrics);
+    public ActorBase Produce() => new SessionActor(sessionKey, settings, runtimes, materializer, metrics, runSlots);
 
     public void Release(ActorBase actor)
     {

@@ -7,13 +7,15 @@ namespace Gateway.Actors.Sessions;
 /// <param name="RunTimeout">A run longer than this is ended with an error.</param>
 /// <param name="StreamBuffer">SSE items a streamed answer may hold between the run and the HTTP writer.</param>
 /// <param name="MaxBufferedPerPassivatingSession">Messages the router holds for a session while it stops.</param>
+/// <param name="MaxConcurrentRuns">Runs across all sessions at once (<c>agents.defaults.maxConcurrent</c>); null: no cap.</param>
 public sealed record SessionSettings(
     TimeSpan PassivateAfter,
     int MaxQueuedTurns,
     int MaxHistoryEntries,
     TimeSpan RunTimeout,
     int StreamBuffer,
-    int MaxBufferedPerPassivatingSession)
+    int MaxBufferedPerPassivatingSession,
+    int? MaxConcurrentRuns = null)
 {
     public static SessionSettings Default { get; } = new(
         PassivateAfter: TimeSpan.FromMinutes(30),

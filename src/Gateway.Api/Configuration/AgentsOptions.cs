@@ -20,6 +20,9 @@ public sealed partial class AgentsOptions
     /// <summary><c>agents.defaults.timeoutSeconds</c>: the longest a run may take.</summary>
     public TimeSpan RunTimeout { get; set; } = TimeSpan.FromSeconds(600);
 
+    /// <summary><c>agents.defaults.maxConcurrent</c>: runs across sessions at once; null: no cap.</summary>
+    public int? MaxConcurrent { get; set; }
+
     public List<string> Problems { get; } = [];
 
     /// <summary>The upstream providers the agents' models live on.</summary>
@@ -40,7 +43,7 @@ public sealed partial class AgentsOptions
         var defaultBuiltIn = BuiltInOf(reader, defaults.GetSection("builtin"), BuiltInAgentSettings.Default);
         if (reader.Number(defaults.GetSection("timeoutSeconds"), 1, 7 * 24 * 3600) is { } timeoutSeconds)
             RunTimeout = TimeSpan.FromSeconds(timeoutSeconds);
-        reader.Integer(defaults.GetSection("maxConcurrent"), 1, 100_000);
+        MaxConcurrent = reader.Integer(defaults.GetSection("maxConcurrent"), 1, 100_000);
 
         string? firstId = null;
         string? markedDefault = null;

@@ -68,10 +68,15 @@ public static class GatewayHost
         {
             akka.AddHoconFile(Path.Combine(AppContext.BaseDirectory, "akka.hocon"), HoconAddMode.Prepend);
             akka.ConfigureLoggers(loggers => loggers.AddLoggerFactory());
-            akka.WithGatewayActors((config, services) => GatewayActorsSetup.FromHocon(config) with
+            akka.WithGatewayActors((config, services) =>
             {
-                PassivateAfter = services.GetRequiredService<IOptions<GatewayOptions>>().Value.SessionIdle,
-                RunTimeout = services.GetRequiredService<IOptions<AgentsOptions>>().Value.RunTimeout,
+                var agents = services.GetRequiredService<IOptions<AgentsOptions>>().Value;
+                return GatewayActorsSetup.FromHocon(config) with
+                {
+                    PassivateAfter = services.GetRequiredService<IOptions<GatewayOptions>>().Value.SessionIdle,
+                    RunTimeout = agents.RunTimeout,
+                    MaxConcurrentRuns = agents.MaxConcurrent,
+                };
             });
         });
         return services;
