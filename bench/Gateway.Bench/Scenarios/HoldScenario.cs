@@ -60,10 +60,10 @@ public sealed class HoldScenario : Scenario
         var warm = new StreamHold(server.Endpoint, request, context.Quick ? 100 : 300);
         await warm.RunAsync(100, TimeSpan.FromSeconds(60), cancellation, stopAfterEvents: 2);
         report.Errors(target).Add(warm.Errors);
-        await Settle(1.5, cancellation);
+        await Settle(context, 1.5, cancellation);
         await RuntimeProbe.ForceGcAsync(server.Pid, cancellation);
         var heapBefore = await ReadHeapAsync(server, cancellation);
-        await Settle(0.5, cancellation);
+        await Settle(context, 0.5, cancellation);
 
         var before = server.Sample();
         var hold = new StreamHold(server.Endpoint, request, count);

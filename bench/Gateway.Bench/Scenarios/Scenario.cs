@@ -45,6 +45,7 @@ public abstract class Scenario
 
     protected static string F(double value, string format = "0.00") => value.ToString(format, CultureInfo.InvariantCulture);
 
-    /// <summary>Waits out a short pause (a server settling after a load).</summary>
-    protected static Task Settle(double seconds, CancellationToken cancellation) => Task.Delay(TimeSpan.FromSeconds(seconds), cancellation);
+    /// <summary>Waits out a short pause (a server settling after a load); shorter in a quick run.</summary>
+    protected static Task Settle(BenchContext context, double seconds, CancellationToken cancellation) =>
+        Task.Delay(TimeSpan.FromSeconds(context.Quick ? Math.Min(seconds, 0.3) : seconds), cancellation);
 }

@@ -22,8 +22,8 @@ public sealed class SessionsScenario : Scenario
 
     public override async Task RunAsync(BenchContext context, ScenarioReport report, CancellationToken cancellation)
     {
-        var count = context.Quick ? 5_000 : 100_000;
-        var idleMinutes = context.Quick ? 0.05 : 1.0;
+        var count = context.Quick ? 2_000 : 100_000;
+        var idleMinutes = context.Quick ? 0.03 : 1.0;
         report.Notes.Add($"{count} sessions (distinct `user`), created at concurrency 32; session.idleMinutes {idleMinutes.ToString(CultureInfo.InvariantCulture)}");
         BaselineResponse answer;
         await using (var capture = await context.Servers.StartGatewayAsync(30, idleMinutes, cancellation))
@@ -64,14 +64,14 @@ public sealed class SessionsScenario : Scenario
         var warm = await ClosedLoop.RunAsync(new LoadPlan(server.Endpoint, _ => stateless, false, 16, TimeSpan.Zero, TimeSpan.Zero,
             TotalRequests: context.Quick ? 2_000 : 10_000), cancellation);
         report.Errors(target).Add(warm.Errors);
-        var (before, beforeMetrics) = await MeasureAsync(server, isGateway, cancellation);
+        var (before, beforeMetrics) = await MeasureAsync(context, server, isGateway, cancellation);
 
         // Each request is made as it is sent: the user id differs per request.
         var created = await ClosedLoop.RunAsync(new LoadPlan(server.Endpoint, index => User(server, index), false, 32, TimeSpan.Zero, TimeSpan.Zero,
             TotalRequests: count), cancellation);
         report.Errors(target).Add(created.Errors);
         var createdAt = Stopwatch.GetTimestamp();
-        var (live, liveMetrics) = await MeasureAsync(server, isGateway, cancellation);
+        var (live, liveMetrics) = await MeasureAsync(context, server, isGateway, cancellation);
         var liveCount = isGateway ? liveMetrics[LiveSessions] - beforeMetrics[LiveSessions] : count;
 
         report.Figure("sessions created", "per s", "0").Add(target, created.RequestsPerSecond);
@@ -87,11 +87,11 @@ public sealed class SessionsScenario : Scenario
             var remaining = liveMetrics[LiveSessions];
             while (remaining > 0 && Stopwatch.GetTimestamp() < deadline)
             {
-                await Settle(1, cancellation);
+                await Settle(context, 1, cancellation);
                 remaining = (await RuntimeProbe.ReadMetricsAsync(server.Pid, "Gateway", [LiveSessions], cancellation))[LiveSessions];
             }
             if (remaining > 0) report.Notes.Add($"round {round}: {remaining} sessions still live {idleMinutes * 60 + 90:0} s after creation");
-            var (passivated, passivatedMetrics) = await MeasureAsync(server, isGateway, cancellation);
+            var (passivated, passivatedMetrics) = await MeasureAsync(context, server, isGateway, cancellation);
             report.Figure("RSS per session after passivation", "KB").Add(target, (passivated.RssBytes - before.RssBytes) / 1024.0 / count);
             report.Figure("GC heap per session after passivation", "KB").Add(target, (passivatedMetrics[HeapSize] - beforeMetrics[HeapSize]) / 1024.0 / count);
             report.Figure("live sessions after passivation", "", "0").Add(target, passivatedMetrics[LiveSessions]);
@@ -101,10 +101,10 @@ public sealed class SessionsScenario : Scenario
     }
 
     /// <summary>A full GC, then RSS and the counters (the GC heap; for the gateway also its live sessions).</summary>
-    private static async Task<(ProcSample Sample, IReadOnlyDictionary<string, double> Metrics)> MeasureAsync(ServerProcess server, bool isGateway,
-        CancellationToken cancellation)
+    private static async Task<(ProcSample Sample, IReadOnlyDictionary<string, double> Metrics)> MeasureAsync(BenchContext context, ServerProcess server,
+        bool isGateway, CancellationToken cancellation)
     {
-        await Settle(1, cancellation);
+        await Settle(context, 1, cancellation);
         await RuntimeProbe.ForceGcAsync(server.Pid, cancellation);
         var metrics = await RuntimeProbe.ReadMetricsAsync(server.Pid, isGateway ? "Gateway;System.Runtime" : "System.Runtime",
             isGateway ? [LiveSessions, HeapSize] : [HeapSize], cancellation);

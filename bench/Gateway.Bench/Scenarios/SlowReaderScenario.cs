@@ -20,7 +20,7 @@ public sealed class SlowReaderScenario : Scenario
 
     public override async Task RunAsync(BenchContext context, ScenarioReport report, CancellationToken cancellation)
     {
-        var duration = TimeSpan.FromSeconds(context.Quick ? 3 : 30);
+        var duration = TimeSpan.FromSeconds(context.Quick ? 2 : 30);
         report.Notes.Add($"one client reading {BytesPerSecond} B/s for {duration.TotalSeconds} s (socket receive buffer 4 KB); the agent could answer {BenchAgents.BigReplyChars / 1_000_000} MB in {BenchAgents.BigPieces} pieces");
         BaselineResponse answer;
         await using (var capture = await context.Servers.StartGatewayAsync(30, 30, cancellation))
@@ -60,11 +60,11 @@ public sealed class SlowReaderScenario : Scenario
         var warm = new StreamHold(server.Endpoint, request, 4);
         await warm.RunAsync(4, TimeSpan.FromSeconds(60), cancellation, stopAfterEvents: 256);
         report.Errors(target).Add(warm.Errors);
-        await Settle(1.5, cancellation);
+        await Settle(context, 1.5, cancellation);
         await RuntimeProbe.ForceGcAsync(server.Pid, cancellation);
         var producedBefore = isGateway ? await ReadAgentOutputAsync(server, cancellation) : 0;
         var heapBefore = await ReadHeapAsync(server, cancellation);
-        await Settle(0.5, cancellation);
+        await Settle(context, 0.5, cancellation);
         var before = server.Sample();
 
         var peak = before.RssBytes;

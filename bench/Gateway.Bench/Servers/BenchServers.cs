@@ -59,7 +59,7 @@ public sealed class BenchServers(BenchOptions options, string workDirectory)
           },
           session: { idleMinutes: {{sessionIdleMinutes}} },
           agents: {
-            defaults: { timeoutSeconds: 3600, maxConcurrent: 100000, builtin: { pieceDelayMs: 0 } },
+            defaults: { timeoutSeconds: 3600, builtin: { pieceDelayMs: 0 } },
             list: [
               { id: '{{BenchAgents.Fast}}', default: true, builtin: { pieceDelayMs: 0, pieces: {{BenchAgents.StreamPieces}} } },
               { id: '{{BenchAgents.Hold}}', builtin: { pieceDelayMs: 1000, pieces: {{holdPieces}} } },

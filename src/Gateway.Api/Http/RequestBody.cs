@@ -37,7 +37,9 @@ public static class RequestBody
                 {
                     try
                     {
-                        return (buffer.IsEmpty ? JsonDocument.Parse("{}") : JsonDocument.Parse(buffer), null);
+                        // A JsonDocument keeps reading the memory it was parsed from, and Kestrel reuses its
+                        // body buffers once advanced past: the document gets its own copy.
+                        return (buffer.IsEmpty ? JsonDocument.Parse("{}") : JsonDocument.Parse(buffer.ToArray()), null);
                     }
                     finally
                     {
