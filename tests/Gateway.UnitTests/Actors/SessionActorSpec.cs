@@ -94,9 +94,11 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
         router.Tell(Turn(AliceKey, "first"), client1.Ref);
         router.Tell(left, client2.Ref);
         router.Tell(Turn(AliceKey, "third"), client3.Ref);
+        // Sent through the same router, so the session handles the leave before the first run can end
+        // (leaving after RunStarted would race the first run's finish).
+        router.Tell(new LeaveTurn(AliceKey, left.TurnId));
         var first = await runs.ExpectMsgAsync<RunStarted>();
 
-        router.Tell(new LeaveTurn(AliceKey, left.TurnId));
         await FinishAsync(first, "one");
         await client1.ExpectMsgAsync<TurnCompleted>();
 
