@@ -51,6 +51,9 @@ public static class TokenEstimator
 {
     public static int Estimate(int characters) => characters <= 0 ? 0 : (characters + 3) / 4;
 
+    /// <summary>For answers longer than an int of characters (a padded benchmark answer).</summary>
+    public static long Estimate(long characters) => characters <= 0 ? 0 : (characters + 3) / 4;
+
     public static int Estimate(string? text) => Estimate(text?.Length ?? 0);
 }
 

@@ -91,7 +91,12 @@ public enum ConversationRole { User, Assistant }
 /// <summary>Everything an agent needs for one turn.</summary>
 /// <param name="Instructions">The agent's own system prompt (its workspace's AGENTS.md and SOUL.md), if any.</param>
 public sealed record AgentTurn(AgentDefinition Agent, string SessionKey, AgentInput Input, IReadOnlyList<ConversationEntry> History,
-    string? Instructions = null);
+    string? Instructions = null)
+{
+    /// <summary>Characters of everything the model reads this turn, for usage estimates when it reports none.</summary>
+    public int PromptCharacters =>
+        Input.Message.Length + (Input.ExtraSystemPrompt?.Length ?? 0) + (Instructions?.Length ?? 0) + History.Sum(entry => entry.Text.Length);
+}
 
 /// <summary>Runs an agent turn as a stream of events. The stream is pulled, so it must not produce ahead of demand.</summary>
 public interface IAgentRuntime

@@ -20,10 +20,8 @@ public sealed class BuiltInAgent : IAgentRuntime
         IEnumerable<string> pieces = settings.ReplyChars is { } padded
             ? PaddedPieces(reply, padded, settings.Pieces ?? (int)Math.Min(int.MaxValue, (padded + 1023) / 1024))
             : Split(reply, settings.Pieces);
-        var promptCharacters = turn.Input.Message.Length + (turn.Input.ExtraSystemPrompt?.Length ?? 0)
-            + turn.History.Sum(entry => entry.Text.Length);
         var usage = new UsageReport(new TokenUsage(
-            TokenEstimator.Estimate(promptCharacters), (int)Math.Min(int.MaxValue, (replyChars + 3) / 4)));
+            TokenEstimator.Estimate(turn.PromptCharacters), (int)Math.Min(int.MaxValue, TokenEstimator.Estimate(replyChars))));
 
         // One piece per delay, the first after one delay too, as a model's first token would come.
         return Source.FromGraph(new BuiltInAgentSource(pieces, usage, settings.PieceDelay));

@@ -98,8 +98,7 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
     {
         var agentTurn = new AgentTurn(_turn.Agent, _turn.SessionKey, _turn.Input, _history, _instructions);
         var source = _runtime.Run(agentTurn);
-        var promptEstimate = TokenEstimator.Estimate(_turn.Input.Message.Length + (_turn.Input.ExtraSystemPrompt?.Length ?? 0)
-            + _history.Sum(entry => entry.Text.Length));
+        var promptEstimate = TokenEstimator.Estimate(agentTurn.PromptCharacters);
 
         Task<TurnOutcome> outcome;
         if (_turn.Mode == AnswerMode.Stream)

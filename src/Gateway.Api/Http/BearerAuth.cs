@@ -24,8 +24,13 @@ public sealed class BearerAuth
     {
         if (_mode == AuthMode.None) return AuthResult.Allowed;
         if (Credential(request.Headers.Authorization.ToString()) is not { } presented) return AuthResult.Missing;
-        // Hashing first makes the comparison independent of the presented length as well.
-        var presentedHash = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
+        // Hashing first makes the comparison independent of the presented length as well. Per request,
+        // so into stack memory: a bearer is short; an absurdly long one is hashed from the heap.
+        var byteCount = Encoding.UTF8.GetByteCount(presented);
+        var bytes = byteCount <= 512 ? stackalloc byte[byteCount] : new byte[byteCount];
+        Encoding.UTF8.GetBytes(presented, bytes);
+        Span<byte> presentedHash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(bytes, presentedHash);
         return _secretHash is not null && CryptographicOperations.FixedTimeEquals(presentedHash, _secretHash)
             ? AuthResult.Allowed
             : AuthResult.Wrong;
