@@ -57,7 +57,7 @@ public sealed class GatewayServer : IAsyncDisposable
         var directory = Directory.CreateTempSubdirectory("gateway-test-").FullName;
         var configPath = Path.Combine(directory, "openclaw.json");
         await File.WriteAllTextAsync(configPath, config);
-        var app = GatewayHost.Build(["--config", configPath, .. extraArgs]);
+        var app = GatewayHost.Build(["--config", configPath, "--Logging:LogLevel:Default=Warning", .. extraArgs]);
         configure?.Invoke(app);
         try
         {

@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace Gateway.UnitTests.Streams;
 
 /// <summary>The graphs a run is materialized into: the streamed answer read from a channel, and the folded one.</summary>
-public sealed class ChatGraphsSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+public sealed class ChatGraphsSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
 {
     private static readonly ChatAnswerHeader Header = new("chatcmpl_42", 1767225600, "openclaw");
     private const int PromptTokens = 3;

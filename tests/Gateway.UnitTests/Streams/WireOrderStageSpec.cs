@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace Gateway.UnitTests.Streams;
 
 /// <summary>Spec §8: the answer's wire order, enforced by <see cref="WireOrderStage"/> alone.</summary>
-public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
 {
     private const int PromptTokens = 7;
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(150);
