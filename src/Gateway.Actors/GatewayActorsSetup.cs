@@ -4,6 +4,7 @@ using Akka.Hosting;
 using Akka.Streams;
 using Gateway.Actors.Agents;
 using Gateway.Actors.Sessions;
+using Gateway.Streams.Lanes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -32,12 +33,12 @@ public static class GatewayActorsSetup
             var sessionSettings = settings(system.Settings.Config, services);
             var runtimes = resolver.GetService<IAgentRuntimeResolver>();
             var metrics = resolver.GetService<GatewayMetrics>();
-            var materializer = system.Materializer();
+            var lanes = new RunLanes(system.Materializer(), sessionSettings.MaxIdleLanes);
             // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
             var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
             var router = system.ActorOf(
                 SessionRouterActor.Props(
-                    key => SessionActor.Props(key, sessionSettings, runtimes, materializer, metrics, runSlots).WithMailbox(SessionMailbox.ConfigPath),
+                    key => SessionActor.Props(key, sessionSettings, runtimes, lanes, metrics, runSlots).WithMailbox(SessionMailbox.ConfigPath),
                     SessionKeyExtractor.Instance,
                     sessionSettings.MaxBufferedPerPassivatingSession),
                 "sessions");
@@ -56,6 +57,7 @@ public static class GatewayActorsSetup
             MaxHistoryEntries = section.GetInt("max-history-entries", defaults.MaxHistoryEntries),
             StreamBuffer = section.GetInt("stream-buffer", defaults.StreamBuffer),
             MaxBufferedPerPassivatingSession = section.GetInt("passivation-buffer", defaults.MaxBufferedPerPassivatingSession),
+            MaxIdleLanes = section.GetInt("max-idle-lanes", defaults.MaxIdleLanes),
         };
     }
 }

@@ -1,8 +1,6 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Runtime.CompilerServices;
-using Akka;
-using Akka.Streams.Dsl;
 using Gateway.Actors.Agents;
 using Gateway.Streams;
 using Microsoft.Extensions.Logging;
@@ -16,8 +14,8 @@ namespace Gateway.Providers;
 /// through the official OpenAI SDK, always streaming. Token deltas become text deltas as they arrive
 /// and are read only as fast as the run pulls them, so a slow client slows the upstream read (TCP
 /// does the rest). A failure before the first token moves on to the next fallback model; after it,
-/// the failure ends the stream (the client sees an error event). Ending the stream early (client
-/// gone, kill switch) cancels the upstream request at once.
+/// the failure ends the stream (the client sees an error event). Ending the run early (client
+/// gone, timeout) cancels the upstream request at once.
 /// </summary>
 public sealed class OpenAICompatibleAgent : IAgentRuntime
 {
@@ -32,19 +30,10 @@ public sealed class OpenAICompatibleAgent : IAgentRuntime
         _logger = logger;
     }
 
-    public Source<AgentEvent, NotUsed> Run(AgentTurn turn)
-    {
-        // Cancelled when the stream ends for any reason, which aborts an upstream call still running.
-        var cancellation = new CancellationTokenSource();
-        return Source.From(() => RunAsync(turn, cancellation.Token))
-            .WatchTermination((_, done) =>
-            {
-                done.ContinueWith(_ => { cancellation.Cancel(); cancellation.Dispose(); }, TaskScheduler.Default);
-                return NotUsed.Instance;
-            });
-    }
+    /// <summary>The lane cancels the enumerator's token and disposes it when the run ends early, which aborts an upstream call still running.</summary>
+    public IAsyncEnumerable<AgentEvent> Run(AgentTurn turn) => RunAsync(turn);
 
-    private async IAsyncEnumerable<AgentEvent> RunAsync(AgentTurn turn, [EnumeratorCancellation] CancellationToken cancellation)
+    private async IAsyncEnumerable<AgentEvent> RunAsync(AgentTurn turn, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         Exception? lastFailure = null;
         foreach (var (provider, model) in _chain)

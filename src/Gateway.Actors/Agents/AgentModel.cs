@@ -101,7 +101,11 @@ public sealed record AgentTurn(AgentDefinition Agent, string SessionKey, AgentIn
 /// <summary>Runs an agent turn as a stream of events. The stream is pulled, so it must not produce ahead of demand.</summary>
 public interface IAgentRuntime
 {
-    Akka.Streams.Dsl.Source<AgentEvent, Akka.NotUsed> Run(AgentTurn turn);
+    /// <summary>
+    /// The run's events, read one at a time as the answer's reader pulls them. Stopping early cancels
+    /// the enumerator's token and disposes it; an agent should end its upstream work on either.
+    /// </summary>
+    IAsyncEnumerable<AgentEvent> Run(AgentTurn turn);
 }
 
 /// <summary>Picks the runtime that serves an agent (the built-in agent when it has no model).</summary>

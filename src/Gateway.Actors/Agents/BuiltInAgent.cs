@@ -1,6 +1,4 @@
-using Akka;
-using Akka.Streams;
-using Akka.Streams.Dsl;
+using System.Runtime.CompilerServices;
 using Gateway.Streams;
 
 namespace Gateway.Actors.Agents;
@@ -12,7 +10,7 @@ namespace Gateway.Actors.Agents;
 /// </summary>
 public sealed class BuiltInAgent : IAgentRuntime
 {
-    public Source<AgentEvent, NotUsed> Run(AgentTurn turn)
+    public IAsyncEnumerable<AgentEvent> Run(AgentTurn turn)
     {
         var reply = Reply(turn);
         var settings = turn.Agent.BuiltIn;
@@ -23,8 +21,31 @@ public sealed class BuiltInAgent : IAgentRuntime
         var usage = new UsageReport(new TokenUsage(
             TokenEstimator.Estimate(turn.PromptCharacters), (int)Math.Min(int.MaxValue, TokenEstimator.Estimate(replyChars))));
 
-        // One piece per delay, the first after one delay too, as a model's first token would come.
-        return Source.FromGraph(new BuiltInAgentSource(pieces, usage, settings.PieceDelay));
+        return Paced(pieces, usage, settings.PieceDelay);
+    }
+
+    /// <summary>
+    /// The pieces (made one at a time, as they are read), then the usage, then the end. With a delay,
+    /// a piece goes out no sooner than one delay after the start and after the previous piece (as a
+    /// model's tokens would come); without one, every step completes at once.
+    /// </summary>
+    private static async IAsyncEnumerable<AgentEvent> Paced(
+        IEnumerable<string> pieces, UsageReport usage, TimeSpan delay, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        var delayMs = (long)delay.TotalMilliseconds;
+        var nextPieceAt = Environment.TickCount64 + delayMs;
+        foreach (var piece in pieces)
+        {
+            if (delayMs > 0)
+            {
+                var wait = nextPieceAt - Environment.TickCount64;
+                if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait), cancellation).ConfigureAwait(false);
+                nextPieceAt = Environment.TickCount64 + delayMs;
+            }
+            yield return new TextDelta(piece);
+        }
+        yield return usage;
+        yield return new RunEnded();
     }
 
     public static string Reply(AgentTurn turn)

@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
-using Akka.Streams;
 using Gateway.Actors.Agents;
 using Gateway.Streams;
+using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
 
 namespace Gateway.Actors.Sessions;
@@ -25,16 +25,15 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
     private readonly IAgentRuntime _runtime;
     private readonly IActorRef _replyTo;
     private readonly SessionSettings _settings;
-    private readonly IMaterializer _materializer;
+    private readonly RunLanes _lanes;
     private readonly GatewayMetrics _metrics;
     private ILoggingAdapter? _log;
-    private UniqueKillSwitch? _agentSwitch;
-    private IKillSwitch? _readerSwitch;
+    private AnswerRun? _run;
     private bool _cancelled;
     private bool _finished;
 
     public AgentRunActor(StartTurn turn, IReadOnlyList<ConversationEntry> history, string? instructions, IAgentRuntime runtime,
-        IActorRef replyTo, SessionSettings settings, IMaterializer materializer, GatewayMetrics metrics)
+        IActorRef replyTo, SessionSettings settings, RunLanes lanes, GatewayMetrics metrics)
     {
         _turn = turn;
         _history = history;
@@ -42,7 +41,7 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
         _runtime = runtime;
         _replyTo = replyTo;
         _settings = settings;
-        _materializer = materializer;
+        _lanes = lanes;
         _metrics = metrics;
     }
 
@@ -62,7 +61,7 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
                 break;
             case RunTimedOut:
                 Log.Warning("Run {0} in session {1} timed out after {2}", _turn.TurnId, _turn.SessionKey, _settings.RunTimeout);
-                _agentSwitch?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
+                _run?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
                 break;
             default:
                 Unhandled(message);
@@ -73,9 +72,9 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(StartTurn turn, IReadOnlyList<ConversationEntry> history, string? instructions, IAgentRuntime runtime,
-        IActorRef replyTo, SessionSettings settings, IMaterializer materializer, GatewayMetrics metrics) =>
+        IActorRef replyTo, SessionSettings settings, RunLanes lanes, GatewayMetrics metrics) =>
         // A producer, not an expression: a run starts per request, and an expression's arguments are evaluated by reflection.
-        Akka.Actor.Props.CreateBy(new Producer(() => new AgentRunActor(turn, history, instructions, runtime, replyTo, settings, materializer, metrics)));
+        Akka.Actor.Props.CreateBy(new Producer(() => new AgentRunActor(turn, history, instructions, runtime, replyTo, settings, lanes, metrics)));
 
     protected override void PreStart()
     {
@@ -100,22 +99,20 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
         var source = _runtime.Run(agentTurn);
         var promptEstimate = TokenEstimator.Estimate(agentTurn.PromptCharacters);
 
-        Task<TurnOutcome> outcome;
         if (_turn.Mode == AnswerMode.Stream)
         {
-            var run = ChatGraphs.RunStreaming(source, _turn.Header, _turn.IncludeUsage, promptEstimate, _settings.StreamBuffer, _materializer,
-                _metrics.AgentOutput);
-            (_agentSwitch, _readerSwitch, outcome) = (run.AgentSwitch, run.ReaderSwitch, run.Outcome);
-            _replyTo.Tell(new TurnStreaming(new AnswerStream(run.Events, run.ReaderSwitch)));
+            var run = _lanes.StartStreaming(source, _turn.Header, _turn.IncludeUsage, promptEstimate, _settings.StreamBuffer, _metrics.AgentOutput);
+            _run = run;
+            _replyTo.Tell(new TurnStreaming(new AnswerStream(run)));
         }
         else
         {
-            var run = ChatGraphs.RunCompletion(source, _turn.Header, promptEstimate, _materializer, _metrics.AgentOutput);
-            (_agentSwitch, outcome) = (run.AgentSwitch, run.Outcome);
+            var run = _lanes.StartCompletion(source, _turn.Header, promptEstimate, _metrics.AgentOutput);
+            _run = run;
             // Piped straight to the client: the answer does not depend on this actor staying alive.
             run.Answer.PipeTo(_replyTo, success: answer => new TurnCompleted(answer), failure: ex => new Status.Failure(ex));
         }
-        outcome.PipeTo(Self);
+        _run.Outcome.PipeTo(Self);
         Timers.StartSingleTimer(TimeoutTimer, RunTimedOut.Instance, _settings.RunTimeout);
     }
 
@@ -125,14 +122,13 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
         if (_finished) return;
         // Stopped before the graph ended (a crash, or the session stopping): end the graph in-band so a
         // reading client still gets an error event and [DONE]; the reader end is the client's to drop.
-        _agentSwitch?.Abort(new AgentRunException(ChatError.Internal));
+        _run?.Abort(new AgentRunException(ChatError.Internal));
     }
 
     private void Cancel()
     {
         _cancelled = true;
-        if (_readerSwitch is not null) _readerSwitch.Shutdown();
-        else _agentSwitch?.Abort(new OperationCanceledException("the client left"));
+        _run?.Cancel();
     }
 
     private void OnOutcome(TurnOutcome outcome)

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
-using Akka.Streams;
+using Gateway.Streams.Lanes;
 using Gateway.Actors.Agents;
 using Gateway.Streams;
 
@@ -18,7 +18,7 @@ public sealed class SessionActor : UntypedActor
     private readonly string _sessionKey;
     private readonly SessionSettings _settings;
     private readonly IAgentRuntimeResolver _runtimes;
-    private readonly IMaterializer _materializer;
+    private readonly RunLanes _lanes;
     private readonly GatewayMetrics _metrics;
     // Null when runs across sessions are not capped (agents.defaults.maxConcurrent unset).
     private readonly IActorRef? _runSlots;
@@ -33,12 +33,12 @@ public sealed class SessionActor : UntypedActor
     private long _runCounter;
 
     public SessionActor(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
-        IMaterializer materializer, GatewayMetrics metrics, IActorRef? runSlots = null)
+        RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots = null)
     {
         _sessionKey = sessionKey;
         _settings = settings;
         _runtimes = runtimes;
-        _materializer = materializer;
+        _lanes = lanes;
         _metrics = metrics;
         _runSlots = runSlots;
     }
@@ -49,8 +49,8 @@ public sealed class SessionActor : UntypedActor
     /// </summary>
     /// <param name="runSlots">A <see cref="RunSlotsActor"/> to ask before each run; null: runs are not capped.</param>
     public static Props Props(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
-        IMaterializer materializer, GatewayMetrics metrics, IActorRef? runSlots = null) =>
-        Akka.Actor.Props.CreateBy(new Producer(sessionKey, settings, runtimes, materializer, metrics, runSlots));
+        RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots = null) =>
+        Akka.Actor.Props.CreateBy(new Producer(sessionKey, settings, runtimes, lanes, metrics, runSlots));
 
     private bool IsIdle => _current is null && _waiting.Count == 0;
 
@@ -203,7 +203,7 @@ public sealed class SessionActor : UntypedActor
             _instructions[turn.Agent.Id] = instructions = AgentInstructions.Load(turn.Agent.Workspace);
         var run = Context.ActorOf(
             // A run lives as long as its answer streams: it gets its session's mailbox (the lean one, in the gateway).
-            AgentRunActor.Props(turn, _history.ToArray(), instructions, runtime, replyTo, _settings, _materializer, _metrics)
+            AgentRunActor.Props(turn, _history.ToArray(), instructions, runtime, replyTo, _settings, _lanes, _metrics)
                 .WithMailbox(Context.Props.Mailbox),
             $"run-{++_runCounter}");
         Context.Watch(run);
@@ -221,11 +221,11 @@ public sealed class SessionActor : UntypedActor
 
 /// <summary>Makes a <see cref="SessionActor"/> with a plain constructor call.</summary>
 file sealed class Producer(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
-    IMaterializer materializer, GatewayMetrics metrics, IActorRef? runSlots) : IIndirectActorProducer
+    RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots) : IIndirectActorProducer
 {
     public Type ActorType => typeof(SessionActor);
 
-    public ActorBase Produce() => new SessionActor(sessionKey, settings, runtimes, materializer, metrics, runSlots);
+    public ActorBase Produce() => new SessionActor(sessionKey, settings, runtimes, lanes, metrics, runSlots);
 
     public void Release(ActorBase actor)
     {

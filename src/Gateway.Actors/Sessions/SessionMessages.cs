@@ -1,6 +1,6 @@
 using System.Net.ServerSentEvents;
 using System.Threading.Channels;
-using Akka.Streams;
+using Gateway.Streams.Lanes;
 using Gateway.Actors.Agents;
 using Gateway.Streams.Wire;
 
@@ -49,14 +49,14 @@ public sealed record TurnStreaming(AnswerStream Answer);
 public sealed record TurnCompleted(ChatAnswer Answer);
 
 /// <summary>
-/// The reading end of a streamed answer: a bounded channel of SSE items, and the switch that tears
-/// down the run's graph from this end (safe to call from any thread, more than once).
+/// The reading end of a streamed answer: a bounded channel of SSE items, and the way to leave it
+/// early, which stops the run (safe to call from any thread, more than once).
 /// </summary>
-public sealed class AnswerStream(ChannelReader<SseItem<string>> events, IKillSwitch readerSwitch)
+public sealed class AnswerStream(StreamingRun run)
 {
-    public ChannelReader<SseItem<string>> Events { get; } = events;
+    public ChannelReader<SseItem<string>> Events => run.Events;
 
-    public void Abandon() => readerSwitch.Shutdown();
+    public void Abandon() => run.Cancel();
 }
 
 /// <summary>The session has too many turns waiting; the client should retry later.</summary>

@@ -7,6 +7,7 @@ namespace Gateway.Actors.Sessions;
 /// <param name="RunTimeout">A run longer than this is ended with an error.</param>
 /// <param name="StreamBuffer">SSE items a streamed answer may hold between the run and the HTTP writer.</param>
 /// <param name="MaxBufferedPerPassivatingSession">Messages the router holds for a session while it stops.</param>
+/// <param name="MaxIdleLanes">Answer lanes (materialized run graphs) kept for the next runs when idle.</param>
 /// <param name="MaxConcurrentRuns">Runs across all sessions at once (<c>agents.defaults.maxConcurrent</c>); null: no cap.</param>
 public sealed record SessionSettings(
     TimeSpan PassivateAfter,
@@ -15,6 +16,7 @@ public sealed record SessionSettings(
     TimeSpan RunTimeout,
     int StreamBuffer,
     int MaxBufferedPerPassivatingSession,
+    int MaxIdleLanes = 256,
     int? MaxConcurrentRuns = null)
 {
     public static SessionSettings Default { get; } = new(

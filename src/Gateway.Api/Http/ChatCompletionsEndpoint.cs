@@ -1,5 +1,3 @@
-using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Hosting;
 using Gateway.Actors.Sessions;
@@ -76,17 +74,7 @@ public static class ChatCompletionsEndpoint
         switch (reply)
         {
             case TurnStreaming streaming:
-                // The SSE result sets "no-cache,no-store"; the contract (spec §8) says exactly "no-cache".
-                context.Response.OnStarting(static state =>
-                {
-                    var headers = ((HttpResponse)state).Headers;
-                    headers.CacheControl = "no-cache";
-                    headers.Pragma = default;
-                    return Task.CompletedTask;
-                }, context.Response);
-                // Proxies such as nginx would otherwise hold events back.
-                context.Response.Headers["X-Accel-Buffering"] = "no";
-                return TypedResults.ServerSentEvents(ReadAsync(streaming.Answer, aborted));
+                return new SseAnswerResult(streaming.Answer);
             case TurnCompleted { Answer.Completion: { } completion }:
                 return TypedResults.Json(completion, WireJson.Context.ChatCompletion);
             case TurnCompleted { Answer.Error: { } error }:
@@ -94,19 +82,6 @@ public static class ChatCompletionsEndpoint
             default:
                 loggers.CreateLogger(typeof(ChatCompletionsEndpoint)).LogError("Turn {TurnId} got an unexpected reply {Reply}", turn.TurnId, reply);
                 return ApiErrors.Internal();
-        }
-    }
-
-    /// <summary>Pulls the run's events as the response is written; a reader that leaves tears the run down.</summary>
-    private static async IAsyncEnumerable<SseItem<string>> ReadAsync(AnswerStream answer, [EnumeratorCancellation] CancellationToken aborted)
-    {
-        try
-        {
-            await foreach (var item in answer.Events.ReadAllAsync(aborted)) yield return item;
-        }
-        finally
-        {
-            answer.Abandon();
         }
     }
 

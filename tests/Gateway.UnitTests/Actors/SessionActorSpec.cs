@@ -188,7 +188,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
     public async Task Only_a_succeeded_turn_is_remembered()
     {
         var failing = new TestRuntime(turn => turn.Input.Message == "fail"
-            ? Source.From<AgentEvent>([new TextDelta("half"), new RunFailed(new ChatError("upstream refused", "api_error"))])
+            ? new AgentEvent[] { new TextDelta("half"), new RunFailed(new ChatError("upstream refused", "api_error")) }.ToAsyncEnumerable()
             : BuiltIn.Run(turn));
         var router = Router(failing);
         var client = CreateTestProbe();

@@ -10,15 +10,20 @@ using Gateway.Actors;
 using Gateway.Actors.Agents;
 using Gateway.Actors.Sessions;
 using Gateway.Streams;
+using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
 using Xunit.Abstractions;
 
 namespace Gateway.UnitTests.Actors;
 
 /// <summary>An agent runtime made of a function, so each spec says what its agent does.</summary>
-public sealed class TestRuntime(Func<AgentTurn, Source<AgentEvent, NotUsed>> run) : IAgentRuntime, IAgentRuntimeResolver
+public sealed class TestRuntime(Func<AgentTurn, IAsyncEnumerable<AgentEvent>> run) : IAgentRuntime, IAgentRuntimeResolver
 {
-    public Source<AgentEvent, NotUsed> Run(AgentTurn turn) => run(turn);
+    /// <summary>An agent driven by a stream (a publisher probe, say), read one event per pull.</summary>
+    public static TestRuntime FromSource(Func<AgentTurn, Source<AgentEvent, NotUsed>> run, IMaterializer materializer) =>
+        new(turn => run(turn).RunAsAsyncEnumerableBuffer(materializer, 1, 1));
+
+    public IAsyncEnumerable<AgentEvent> Run(AgentTurn turn) => run(turn);
 
     public IAgentRuntime Resolve(AgentDefinition agent) => this;
 }
@@ -55,21 +60,21 @@ public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.X
     protected IActorRef Router(IAgentRuntimeResolver resolver, SessionSettings? settings = null)
     {
         var sessionSettings = settings ?? Settings();
-        var materializer = Sys.Materializer();
+        var lanes = new RunLanes(Sys.Materializer());
         return Sys.ActorOf(SessionRouterActor.Props(
-            key => SessionActor.Props(key, sessionSettings, resolver, materializer, Metrics),
+            key => SessionActor.Props(key, sessionSettings, resolver, lanes, Metrics),
             SessionKeyExtractor.Instance, 16));
     }
 
     protected static TestRuntime BuiltIn { get; } = new(new BuiltInAgent().Run);
 
     /// <summary>Each run's agent is a fresh publisher probe, announced to <paramref name="runs"/>.</summary>
-    protected TestRuntime Probed(TestProbe runs) => new(turn =>
+    protected TestRuntime Probed(TestProbe runs) => TestRuntime.FromSource(turn =>
         this.SourceProbe<AgentEvent>().MapMaterializedValue(agent =>
         {
             runs.Tell(new RunStarted(turn, agent));
             return NotUsed.Instance;
-        }));
+        }), Sys.Materializer());
 
     protected StartTurn Turn(string key, string message, AnswerMode mode = AnswerMode.Completion,
         bool stateless = false, bool includeUsage = false) =>

@@ -3,16 +3,23 @@ using Akka.Streams.Dsl;
 using Akka.Streams.TestKit;
 using Akka.TestKit;
 using Gateway.Streams;
+using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
 using Xunit.Abstractions;
 
 namespace Gateway.UnitTests.Streams;
 
-/// <summary>Spec §8: the answer's wire order, enforced by <see cref="WireOrderStage"/> alone.</summary>
+/// <summary>
+/// Spec §8: the answer's wire order, enforced by <see cref="WireOrderStage"/> alone. On a lane the stage
+/// sees each run bracketed by the agent end: <see cref="RunStarting"/>, the agent's events, then one
+/// terminal event (<see cref="RunEnded"/>, <see cref="RunFailed"/>, <see cref="AgentFault"/> or
+/// <see cref="AgentCancelled"/>); these specs feed it exactly that, with no agent end in front.
+/// </summary>
 public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
 {
     private const int PromptTokens = 7;
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(150);
+    private static readonly ChatAnswerHeader Header = new("chatcmpl_7", 1767225600, "openclaw");
 
     private static readonly RolePart Role = RolePart.Instance;
     private static readonly DonePart Done = DonePart.Instance;
@@ -23,32 +30,64 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
 
     private static UsagePart Usage(int prompt, int completion) => new(new TokenUsage(prompt, completion));
 
-    /// <summary>Runs a finished list of agent events through the stage and collects every part.</summary>
-    private async Task<(IReadOnlyList<ChatStreamPart> Parts, TurnOutcome Outcome)> RunAsync(bool includeUsage, Source<AgentEvent, Akka.NotUsed> agent)
+    /// <summary>The stage never reads a run's agent (the lane's agent end does); this one fails the test if it is read.</summary>
+    private static async IAsyncEnumerable<AgentEvent> UnreadAgent()
     {
-        var (outcome, parts) = agent
-            .ViaMaterialized(new WireOrderStage(includeUsage, PromptTokens), Keep.Right)
-            .ToMaterialized(Sink.Seq<ChatStreamPart>(), Keep.Both)
-            .Run(Sys.Materializer());
-        return (await parts.WaitAsync(RemainingOrDefault), await outcome.WaitAsync(RemainingOrDefault));
+        await Task.CompletedTask;
+        throw new InvalidOperationException("The wire order stage must not read the agent itself.");
+#pragma warning disable CS0162 // an iterator needs a yield
+        yield break;
+#pragma warning restore CS0162
     }
 
-    private Task<(IReadOnlyList<ChatStreamPart> Parts, TurnOutcome Outcome)> RunAsync(bool includeUsage, params AgentEvent[] events) =>
-        RunAsync(includeUsage, Source.From(events));
+    /// <summary>A run as the lane hands it over: streamed (usage only when asked) or folded (always with usage).</summary>
+    private static AnswerRun NewRun(bool includeUsage) =>
+        includeUsage
+            ? new CompletionRun(UnreadAgent(), Header, PromptTokens, null)
+            : new StreamingRun(UnreadAgent(), Header, includeUsage: false, PromptTokens, channelCapacity: 16, null);
 
-    /// <summary>A controllable agent, the stage's pulls on it, and a reader that requests explicitly.</summary>
-    private sealed record Probed(
-        TestPublisher.Probe<AgentEvent> Agent, TestProbe Pulls, Task<TurnOutcome> Outcome, TestSubscriber.Probe<ChatStreamPart> Reader);
+    /// <summary>Feeds the stage a finished list of events and collects every part, until the stage has nothing more.</summary>
+    private async Task<IReadOnlyList<ChatStreamPart>> RunPartsAsync(params AgentEvent[] events) =>
+        await Source.From(events)
+            .Via(new WireOrderStage())
+            .RunWith(Sink.Seq<ChatStreamPart>(), Sys.Materializer())
+            .WaitAsync(RemainingOrDefault);
 
-    private Probed Materialize(bool includeUsage = false)
+    /// <summary>
+    /// One run through the stage: its parts without the opening marker (asserted to come first, once, for this run),
+    /// and its outcome.
+    /// </summary>
+    private async Task<(IReadOnlyList<ChatStreamPart> Parts, TurnOutcome Outcome)> RunAsync(bool includeUsage, params AgentEvent[] events)
+    {
+        var run = NewRun(includeUsage);
+        var parts = await RunPartsAsync([new RunStarting(run), .. events]);
+        var opened = Assert.IsType<RunOpened>(parts[0]);
+        Assert.Same(run, opened.Run);
+        Assert.DoesNotContain(parts.Skip(1), part => part is RunOpened);
+        return (parts.Skip(1).ToList(), await run.Outcome.WaitAsync(RemainingOrDefault));
+    }
+
+    /// <summary>A controllable agent end, the stage's pulls on it, and a reader that requests explicitly.</summary>
+    private sealed record Probed(TestPublisher.Probe<AgentEvent> Agent, TestProbe Pulls, TestSubscriber.Probe<ChatStreamPart> Reader);
+
+    private Probed Materialize()
     {
         var pulls = CreateTestProbe();
-        var ((agent, outcome), reader) = this.SourceProbe<AgentEvent>()
+        var (agent, reader) = this.SourceProbe<AgentEvent>()
             .Via(new ReportPulls<AgentEvent>(pulls.Ref))
-            .ViaMaterialized(new WireOrderStage(includeUsage, PromptTokens), Keep.Both)
+            .Via(new WireOrderStage())
             .ToMaterialized(this.SinkProbe<ChatStreamPart>(), Keep.Both)
             .Run(Sys.Materializer());
-        return new Probed(agent, pulls, outcome, reader);
+        return new Probed(agent, pulls, reader);
+    }
+
+    /// <summary>Starts <paramref name="run"/> on a probed stage: one pull for the marker, then the opening marker out.</summary>
+    private static async Task OpenAsync(Probed stage, AnswerRun run)
+    {
+        await stage.Reader.RequestAsync(1);
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
+        await stage.Agent.SendNextAsync(new RunStarting(run));
+        Assert.Same(run, Assert.IsType<RunOpened>(await stage.Reader.ExpectNextAsync()).Run);
     }
 
     // ---- order of a normal run ------------------------------------------------------------------
@@ -72,14 +111,6 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     }
 
     [Fact]
-    public async Task Agent_completing_without_RunEnded_still_finishes_with_stop()
-    {
-        var (parts, _) = await RunAsync(includeUsage: false, new TextDelta("Hi"));
-
-        Assert.Equal([Role, Content("Hi"), Finish(), Done], parts);
-    }
-
-    [Fact]
     public async Task Empty_text_deltas_send_nothing()
     {
         var (parts, _) = await RunAsync(includeUsage: false, new TextDelta(""), new TextDelta("a"), new TextDelta(""), new RunEnded());
@@ -88,14 +119,37 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     }
 
     [Fact]
+    public async Task Tool_call_deltas_pass_through_in_order()
+    {
+        var first = new ToolCallDelta(0, "call_1", "lookup", "{\"q\":");
+        var second = new ToolCallDelta(0, null, null, "\"x\"}");
+
+        var (parts, _) = await RunAsync(includeUsage: false, first, second, new RunEnded(FinishReasons.ToolCalls));
+
+        Assert.Equal([Role, new ToolCallPart(first), new ToolCallPart(second), Finish(FinishReasons.ToolCalls), Done], parts);
+    }
+
+    [Fact]
     public async Task Role_part_is_sent_before_the_agent_is_pulled()
     {
-        var run = Materialize();
+        var stage = Materialize();
+        await OpenAsync(stage, NewRun(includeUsage: false));
 
-        await run.Reader.RequestAsync(1);
+        await stage.Reader.RequestAsync(1);
 
-        Assert.Equal(Role, await run.Reader.ExpectNextAsync());
-        await run.Pulls.ExpectNoMsgAsync(Quiet);
+        Assert.Equal(Role, await stage.Reader.ExpectNextAsync());
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
+    }
+
+    [Fact]
+    public async Task Text_deltas_are_counted_for_the_metric()
+    {
+        var lengths = new List<int>();
+        var run = new StreamingRun(UnreadAgent(), Header, includeUsage: false, PromptTokens, channelCapacity: 16, lengths.Add);
+
+        await RunPartsAsync(new RunStarting(run), new TextDelta("Hel"), new TextDelta(""), new TextDelta("lo!"), new RunEnded());
+
+        Assert.Equal([3, 3], lengths);
     }
 
     // ---- empty, failed and ended runs -----------------------------------------------------------
@@ -103,7 +157,7 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     [Fact]
     public async Task Empty_run_is_role_then_finish_stop_then_done()
     {
-        var (parts, _) = await RunAsync(includeUsage: false, Source.Empty<AgentEvent>());
+        var (parts, _) = await RunAsync(includeUsage: false, new RunEnded());
 
         Assert.Equal([Role, Finish(), Done], parts);
     }
@@ -111,7 +165,7 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     [Fact]
     public async Task Empty_run_with_include_usage_reports_the_prompt_estimate_and_no_completion_tokens()
     {
-        var (parts, _) = await RunAsync(includeUsage: true, Source.Empty<AgentEvent>());
+        var (parts, _) = await RunAsync(includeUsage: true, new RunEnded());
 
         Assert.Equal([Role, Finish(), Usage(PromptTokens, 0), Done], parts);
     }
@@ -119,22 +173,26 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     [Fact]
     public async Task Agent_failing_midway_ends_with_an_internal_error_then_done_and_no_finish()
     {
-        var run = Materialize(includeUsage: true);
+        var stage = Materialize();
+        var run = NewRun(includeUsage: true);
         var crash = new InvalidOperationException("model connection reset");
+        await OpenAsync(stage, run);
 
-        await run.Reader.RequestAsync(10);
-        await run.Agent.SendNextAsync(new TextDelta("Hel"));
-        await run.Agent.SendErrorAsync(crash);
+        await stage.Reader.RequestAsync(10);
+        await stage.Agent.SendNextAsync(new TextDelta("Hel"));
+        await stage.Agent.SendNextAsync(new AgentFault(crash));
 
-        Assert.Equal(Role, await run.Reader.ExpectNextAsync());
-        Assert.Equal(Content("Hel"), await run.Reader.ExpectNextAsync());
-        var error = Assert.IsType<ErrorPart>(await run.Reader.ExpectNextAsync());
-        Assert.Equal(Done, await run.Reader.ExpectNextAsync());
-        await run.Reader.ExpectCompleteAsync();
+        Assert.Equal(Role, await stage.Reader.ExpectNextAsync());
+        Assert.Equal(Content("Hel"), await stage.Reader.ExpectNextAsync());
+        var error = Assert.IsType<ErrorPart>(await stage.Reader.ExpectNextAsync());
+        Assert.Equal(Done, await stage.Reader.ExpectNextAsync());
+        // The lane goes on: nothing after done, and the stage does not complete.
+        await stage.Reader.ExpectNoMsgAsync(Quiet);
 
         Assert.Equal(ChatError.Internal, error.Error);
         Assert.Equal(new ChatError("internal error", "api_error"), error.Error);
         Assert.Same(crash, error.Cause);
+        Assert.Equal(error, (await run.Outcome.WaitAsync(RemainingOrDefault)).Error);
     }
 
     [Fact]
@@ -143,10 +201,21 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
         var timeout = new ChatError("upstream model timed out", "api_error", "timeout", 504);
         var crash = new AgentRunException(timeout);
 
-        var (parts, outcome) = await RunAsync(includeUsage: true,
-            Source.From<AgentEvent>([new TextDelta("Hel")]).Concat(Source.Failed<AgentEvent>(crash)));
+        var (parts, outcome) = await RunAsync(includeUsage: true, new TextDelta("Hel"), new AgentFault(crash));
 
         Assert.Equal([Role, Content("Hel"), new ErrorPart(timeout, crash), Done], parts);
+        Assert.Same(crash, outcome.Error!.Cause);
+    }
+
+    [Fact]
+    public async Task Agent_fault_wrapped_by_a_failed_task_is_judged_by_the_exception_inside()
+    {
+        var timeout = new ChatError("upstream model timed out", "api_error", "timeout", 504);
+        var crash = new AgentRunException(timeout);
+
+        var (parts, outcome) = await RunAsync(includeUsage: false, new AgentFault(new AggregateException(crash)));
+
+        Assert.Equal([Role, new ErrorPart(timeout, crash), Done], parts);
         Assert.Same(crash, outcome.Error!.Cause);
     }
 
@@ -155,7 +224,7 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     {
         var crash = new InvalidOperationException("no route to model");
 
-        var (parts, _) = await RunAsync(includeUsage: true, Source.Failed<AgentEvent>(crash));
+        var (parts, _) = await RunAsync(includeUsage: true, new AgentFault(crash));
 
         Assert.Equal([Role, new ErrorPart(ChatError.Internal, crash), Done], parts);
     }
@@ -181,25 +250,47 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     }
 
     [Fact]
-    public async Task Events_after_RunEnded_are_not_emitted()
+    public async Task Events_after_the_run_ended_and_before_the_next_run_are_not_emitted()
     {
-        var (parts, _) = await RunAsync(includeUsage: false,
-            new TextDelta("a"), new RunEnded(), new TextDelta("b"), new RunFailed(ChatError.Internal), new RunEnded(FinishReasons.Length));
+        var (parts, outcome) = await RunAsync(includeUsage: false,
+            new TextDelta("a"), new RunEnded(), new TextDelta("b"), new RunFailed(ChatError.Internal), new RunEnded(FinishReasons.Length),
+            new AgentFault(new InvalidOperationException("late")), AgentCancelled.Instance);
 
         Assert.Equal([Role, Content("a"), Finish(), Done], parts);
+        Assert.Equal(new TurnOutcome("a", FinishReasons.Stop, new TokenUsage(PromptTokens, 1), null, Cancelled: false), outcome);
+    }
+
+    // ---- cancelled runs -------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Cancelled_run_closes_with_a_closing_marker_and_no_finish_error_or_done()
+    {
+        var (parts, _) = await RunAsync(includeUsage: true, new TextDelta("Hel"), AgentCancelled.Instance);
+
+        Assert.Equal([Role, Content("Hel"), RunClosed.Instance], parts);
     }
 
     [Fact]
-    public async Task Agent_is_cancelled_once_the_run_has_ended()
+    public async Task Outcome_is_cancelled_when_the_reader_cancels()
     {
-        var run = Materialize();
+        var stage = Materialize();
+        var run = NewRun(includeUsage: false);
+        await OpenAsync(stage, run);
 
-        await run.Reader.RequestAsync(10);
-        await run.Agent.SendNextAsync(new RunEnded());
+        await stage.Reader.RequestAsync(2);
+        Assert.Equal(Role, await stage.Reader.ExpectNextAsync());
+        await stage.Agent.SendNextAsync(new TextDelta("Hel"));
+        Assert.Equal(Content("Hel"), await stage.Reader.ExpectNextAsync());
+        await stage.Reader.RequestAsync(1);
+        await stage.Agent.SendNextAsync(AgentCancelled.Instance);
 
-        await run.Agent.ExpectCancellationAsync();
-        Assert.Equal([Role, Finish(), Done], await run.Reader.ExpectNextNAsync(3).ToListAsync());
-        await run.Reader.ExpectCompleteAsync();
+        Assert.Equal(RunClosed.Instance, await stage.Reader.ExpectNextAsync());
+        var outcome = await run.Outcome.WaitAsync(RemainingOrDefault);
+        Assert.True(outcome.Cancelled);
+        Assert.Equal("Hel", outcome.ReplyText);
+        Assert.Null(outcome.FinishReason);
+        Assert.Null(outcome.Error);
+        Assert.False(outcome.Succeeded);
     }
 
     // ---- backpressure ---------------------------------------------------------------------------
@@ -207,47 +298,54 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     [Fact]
     public async Task Slow_reader_backpressures_the_agent()
     {
-        var run = Materialize(includeUsage: true);
+        var stage = Materialize();
+        await OpenAsync(stage, NewRun(includeUsage: true));
 
         // The role is there at once, and the agent is not asked for anything yet.
-        await run.Reader.RequestAsync(1);
-        Assert.Equal(Role, await run.Reader.ExpectNextAsync());
-        await run.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Reader.RequestAsync(1);
+        Assert.Equal(Role, await stage.Reader.ExpectNextAsync());
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
 
         // One more element wanted: the agent is pulled exactly once.
-        await run.Reader.RequestAsync(1);
-        await run.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
-        await run.Pulls.ExpectNoMsgAsync(Quiet);
-        await run.Agent.SendNextAsync(new TextDelta("Hel"));
-        Assert.Equal(Content("Hel"), await run.Reader.ExpectNextAsync());
+        await stage.Reader.RequestAsync(1);
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Agent.SendNextAsync(new TextDelta("Hel"));
+        Assert.Equal(Content("Hel"), await stage.Reader.ExpectNextAsync());
 
         // No demand, no pull: the next delta waits at the agent.
-        await run.Pulls.ExpectNoMsgAsync(Quiet);
-        await run.Reader.RequestAsync(1);
-        await run.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
-        await run.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Reader.RequestAsync(1);
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
 
         // Usage sends nothing by itself, so the stage asks the agent for the next event at once.
-        await run.Agent.SendNextAsync(new UsageReport(new TokenUsage(3, 1)));
-        await run.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
-        await run.Agent.SendNextAsync(new TextDelta("lo"));
-        Assert.Equal(Content("lo"), await run.Reader.ExpectNextAsync());
-        await run.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Agent.SendNextAsync(new UsageReport(new TokenUsage(3, 1)));
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
+        await stage.Agent.SendNextAsync(new TextDelta("lo"));
+        Assert.Equal(Content("lo"), await stage.Reader.ExpectNextAsync());
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
 
         // The ending is emitted only as fast as the reader asks for it.
-        await run.Reader.RequestAsync(1);
-        await run.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
-        await run.Agent.SendNextAsync(new RunEnded());
-        Assert.Equal(Finish(), await run.Reader.ExpectNextAsync());
-        await run.Reader.ExpectNoMsgAsync(Quiet);
-        await run.Reader.RequestAsync(1);
-        Assert.Equal(Usage(3, 1), await run.Reader.ExpectNextAsync());
-        await run.Reader.RequestAsync(1);
-        Assert.Equal(Done, await run.Reader.ExpectNextAsync());
-        await run.Reader.ExpectCompleteAsync();
+        await stage.Reader.RequestAsync(1);
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
+        await stage.Agent.SendNextAsync(new RunEnded());
+        Assert.Equal(Finish(), await stage.Reader.ExpectNextAsync());
+        await stage.Reader.ExpectNoMsgAsync(Quiet);
+        await stage.Reader.RequestAsync(1);
+        Assert.Equal(Usage(3, 1), await stage.Reader.ExpectNextAsync());
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Reader.RequestAsync(1);
+        Assert.Equal(Done, await stage.Reader.ExpectNextAsync());
+
+        // After done the stage waits for the next run's marker, and asks for it only when the reader asks.
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
+        await stage.Reader.RequestAsync(1);
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>();
     }
 
-    // ---- the materialized outcome ---------------------------------------------------------------
+    // ---- the outcome ----------------------------------------------------------------------------
 
     [Fact]
     public async Task Outcome_has_the_reply_text_and_the_reported_usage()
@@ -278,8 +376,7 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     {
         var crash = new InvalidOperationException("boom");
 
-        var (_, outcome) = await RunAsync(includeUsage: false,
-            Source.From<AgentEvent>([new TextDelta("partial")]).Concat(Source.Failed<AgentEvent>(crash)));
+        var (_, outcome) = await RunAsync(includeUsage: false, new TextDelta("partial"), new AgentFault(crash));
 
         Assert.Equal("partial", outcome.ReplyText);
         Assert.Null(outcome.FinishReason);
@@ -289,21 +386,110 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     }
 
     [Fact]
-    public async Task Outcome_is_cancelled_when_the_reader_cancels()
+    public async Task Outcome_remembers_a_capped_reply_but_the_whole_reply_streams_and_counts()
     {
-        var run = Materialize();
+        const int max = WireOrderStage.MaxRememberedReplyChars;
+        var head = new string('a', max - 1);
 
-        await run.Reader.RequestAsync(2);
-        Assert.Equal(Role, await run.Reader.ExpectNextAsync());
-        await run.Agent.SendNextAsync(new TextDelta("Hel"));
-        Assert.Equal(Content("Hel"), await run.Reader.ExpectNextAsync());
-        await run.Reader.CancelAsync();
+        var (parts, outcome) = await RunAsync(includeUsage: true, new TextDelta(head), new TextDelta("bcd"), new RunEnded());
 
-        await run.Agent.ExpectCancellationAsync();
-        var outcome = await run.Outcome.WaitAsync(RemainingOrDefault);
-        Assert.True(outcome.Cancelled);
-        Assert.Equal("Hel", outcome.ReplyText);
-        Assert.Null(outcome.FinishReason);
-        Assert.False(outcome.Succeeded);
+        Assert.Equal(head + "b", outcome.ReplyText);
+        var usage = new TokenUsage(PromptTokens, TokenEstimator.Estimate(max + 2));
+        Assert.Equal(usage, outcome.Usage);
+        Assert.Equal([Role, Content(head), Content("bcd"), Finish(), new UsagePart(usage), Done], parts);
+    }
+
+    // ---- run after run on one stage -------------------------------------------------------------
+
+    [Fact]
+    public async Task Two_runs_in_a_row_each_get_their_own_parts_and_outcome()
+    {
+        var first = NewRun(includeUsage: true);
+        var second = NewRun(includeUsage: true);
+
+        var parts = await RunPartsAsync(
+            new RunStarting(first), new TextDelta("first"), new UsageReport(new TokenUsage(40, 2)), new RunEnded(FinishReasons.Length),
+            new RunStarting(second), new TextDelta("second"), new RunEnded());
+
+        Assert.Equal(
+            [
+                new RunOpened(first), Role, Content("first"), Finish(FinishReasons.Length), Usage(40, 2), Done,
+                // The second run reports no usage: it gets its own estimate, not the first run's numbers.
+                new RunOpened(second), Role, Content("second"), Finish(), Usage(PromptTokens, TokenEstimator.Estimate("second")), Done,
+            ],
+            parts);
+        Assert.Equal(new TurnOutcome("first", FinishReasons.Length, new TokenUsage(40, 2), null, Cancelled: false),
+            await first.Outcome.WaitAsync(RemainingOrDefault));
+        Assert.Equal(new TurnOutcome("second", FinishReasons.Stop, new TokenUsage(PromptTokens, 2), null, Cancelled: false),
+            await second.Outcome.WaitAsync(RemainingOrDefault));
+    }
+
+    [Fact]
+    public async Task A_failed_or_cancelled_run_leaves_nothing_behind_for_the_next_run()
+    {
+        var failed = NewRun(includeUsage: false);
+        var cancelled = NewRun(includeUsage: false);
+        var next = NewRun(includeUsage: false);
+        var crash = new InvalidOperationException("boom");
+
+        var parts = await RunPartsAsync(
+            new RunStarting(failed), new TextDelta("one"), new UsageReport(new TokenUsage(9, 9)), new AgentFault(crash),
+            new RunStarting(cancelled), new TextDelta("two"), AgentCancelled.Instance,
+            new RunStarting(next), new TextDelta("three"), new RunEnded());
+
+        Assert.Equal(
+            [
+                new RunOpened(failed), Role, Content("one"), new ErrorPart(ChatError.Internal, crash), Done,
+                new RunOpened(cancelled), Role, Content("two"), RunClosed.Instance,
+                new RunOpened(next), Role, Content("three"), Finish(), Done,
+            ],
+            parts);
+        var failedOutcome = await failed.Outcome.WaitAsync(RemainingOrDefault);
+        Assert.Equal("one", failedOutcome.ReplyText);
+        Assert.Equal(new ErrorPart(ChatError.Internal, crash), failedOutcome.Error);
+        var cancelledOutcome = await cancelled.Outcome.WaitAsync(RemainingOrDefault);
+        Assert.Equal("two", cancelledOutcome.ReplyText);
+        Assert.True(cancelledOutcome.Cancelled);
+        Assert.Null(cancelledOutcome.Error);
+        Assert.Null(cancelledOutcome.Usage);
+        Assert.Equal(new TurnOutcome("three", FinishReasons.Stop, new TokenUsage(PromptTokens, TokenEstimator.Estimate("three")), null, false),
+            await next.Outcome.WaitAsync(RemainingOrDefault));
+    }
+
+    [Fact]
+    public async Task A_long_reply_does_not_leak_into_the_next_run()
+    {
+        var longRun = NewRun(includeUsage: false);
+        var shortRun = NewRun(includeUsage: false);
+        var big = new string('x', 40 * 1024); // past what the stage keeps of its reply buffer between runs
+
+        await RunPartsAsync(
+            new RunStarting(longRun), new TextDelta(big), new TextDelta("!"), new RunEnded(),
+            new RunStarting(shortRun), new TextDelta("ok"), new RunEnded());
+
+        Assert.Equal(big + "!", (await longRun.Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
+        Assert.Equal("ok", (await shortRun.Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
+    }
+
+    [Fact]
+    public async Task The_second_runs_role_comes_before_its_agent_is_pulled()
+    {
+        var stage = Materialize();
+        var first = NewRun(includeUsage: false);
+        var second = NewRun(includeUsage: false);
+        await OpenAsync(stage, first);
+        await stage.Reader.RequestAsync(3);
+        Assert.Equal(Role, await stage.Reader.ExpectNextAsync());
+        await stage.Agent.SendNextAsync(new RunEnded());
+        Assert.Equal([Finish(), Done], await stage.Reader.ExpectNextNAsync(2).ToListAsync());
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<AgentEvent>.Pulled>(); // the pull that got that RunEnded
+
+        await OpenAsync(stage, second);
+        await stage.Reader.RequestAsync(1);
+
+        Assert.Equal(Role, await stage.Reader.ExpectNextAsync());
+        await stage.Pulls.ExpectNoMsgAsync(Quiet);
+        Assert.True((await first.Outcome.WaitAsync(RemainingOrDefault)).Succeeded);
+        Assert.False(second.Outcome.IsCompleted);
     }
 }

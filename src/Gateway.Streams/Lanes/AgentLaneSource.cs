@@ -1,0 +1,183 @@
+using System.Runtime.CompilerServices;
+using Akka.Streams;
+using Akka.Streams.Stage;
+
+namespace Gateway.Streams.Lanes;
+
+/// <summary>
+/// The agent end of a lane: it reads the current run's agent one event per downstream pull (so a
+/// slow reader slows the agent), and brackets each run with <see cref="RunStarting"/> and exactly one
+/// terminal event (the agent's end or error, <see cref="AgentFault"/>, or <see cref="AgentCancelled"/>).
+/// An agent that throws ends only its own run; the lane goes on with the next one.
+/// </summary>
+internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceShape<AgentEvent>, AgentLaneSource.Control>
+{
+    private readonly Outlet<AgentEvent> _out = new("agentLane.out");
+
+    public override SourceShape<AgentEvent> Shape => new(_out);
+
+    protected override Attributes InitialAttributes { get; } = Attributes.CreateName("agentLane");
+
+    public override ILogicAndMaterializedValue<Control> CreateLogicAndMaterializedValue(Attributes inheritedAttributes)
+    {
+        var logic = new Logic(this);
+        return new LogicAndMaterializedValue<Control>(logic, logic.Controls);
+    }
+
+    /// <summary>Thread-safe entries into the stage (async callbacks; they queue until the stage runs).</summary>
+    internal sealed record Control(Action<AnswerRun> Start, Action<(AnswerRun Run, Exception Cause)> Abort, Action<AnswerRun> Cancel, Action Shutdown);
+
+    private sealed class Logic : OutGraphStageLogic
+    {
+        private readonly Outlet<AgentEvent> _out;
+        private readonly Action<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, ValueTask<bool> Move)> _moved;
+        private AnswerRun? _run;
+        private IAsyncEnumerator<AgentEvent>? _events;
+        private CancellationTokenSource? _cancellation;
+        private bool _moving;
+        // What to push next without asking the agent: the start marker, or a run's last event.
+        private readonly Queue<AgentEvent> _next = new(2);
+
+        public Logic(AgentLaneSource stage) : base(stage.Shape)
+        {
+            _out = stage._out;
+            _moved = GetAsyncCallback<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, ValueTask<bool> Move)>(
+                moved => OnMoved(moved.Run, moved.Events, moved.Move));
+            Controls = new Control(
+                GetAsyncCallback<AnswerRun>(OnStart),
+                GetAsyncCallback<(AnswerRun Run, Exception Cause)>(abort => End(abort.Run, new AgentFault(abort.Cause))),
+                GetAsyncCallback<AnswerRun>(run => End(run, AgentCancelled.Instance)),
+                GetAsyncCallback(CompleteStage));
+            SetHandler(_out, this);
+        }
+
+        public Control Controls { get; }
+
+        public override void OnPull()
+        {
+            if (_next.TryDequeue(out var next))
+            {
+                Push(_out, next);
+                return;
+            }
+            if (_run is not null && !_moving) Move();
+        }
+
+        public override void PostStop()
+        {
+            if (_run is { } run) End(run, new AgentFault(new InvalidOperationException("The run's lane stopped.")));
+        }
+
+        private void OnStart(AnswerRun run)
+        {
+            _run = run;
+            _cancellation = new CancellationTokenSource();
+            try
+            {
+                _events = run.Agent.GetAsyncEnumerator(_cancellation.Token);
+                Emit(new RunStarting(run));
+            }
+            catch (Exception ex)
+            {
+                Emit(new RunStarting(run));
+                End(run, new AgentFault(ex));
+            }
+        }
+
+        private void Emit(AgentEvent agentEvent)
+        {
+            if (IsAvailable(_out) && _next.Count == 0) Push(_out, agentEvent);
+            else _next.Enqueue(agentEvent);
+        }
+
+        private void Move()
+        {
+            var run = _run!;
+            var events = _events!;
+            _moving = true;
+            ValueTask<bool> move;
+            try
+            {
+                move = events.MoveNextAsync();
+            }
+            catch (Exception ex)
+            {
+                _moving = false;
+                End(run, new AgentFault(ex));
+                return;
+            }
+            // Most built-in steps finish at once: no callback, no allocation.
+            if (move.IsCompleted) OnMoved(run, events, move);
+            else move.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => _moved((run, events, move)));
+        }
+
+        private void OnMoved(AnswerRun run, IAsyncEnumerator<AgentEvent> events, ValueTask<bool> move)
+        {
+            bool hasEvent;
+            Exception? failure = null;
+            try
+            {
+                hasEvent = move.GetAwaiter().GetResult();
+            }
+            catch (Exception ex)
+            {
+                hasEvent = false;
+                failure = ex;
+            }
+            if (!ReferenceEquals(run, _run))
+            {
+                // The run was aborted or cancelled while the agent was busy; its enumerator is idle only now.
+                DisposeInBackground(events);
+                return;
+            }
+            _moving = false;
+            if (failure is not null) End(run, new AgentFault(failure));
+            else if (!hasEvent) End(run, new RunEnded());
+            else if (events.Current is RunEnded or RunFailed) End(run, events.Current);
+            else Push(_out, events.Current);
+        }
+
+        /// <summary>Ends the current run with <paramref name="last"/> (ignored for a run already ended).</summary>
+        private void End(AnswerRun run, AgentEvent last)
+        {
+            if (!ReferenceEquals(run, _run)) return;
+            _run = null;
+            // Stops an agent step still running (a model call, a delay). Not disposed: agents may have linked
+            // their own sources to it, and a source without a timer holds nothing.
+            if (last is AgentFault or AgentCancelled) _cancellation!.Cancel();
+            _cancellation = null;
+            // An enumerator in the middle of a step cannot be disposed; OnMoved disposes it when the step ends.
+            if (!_moving) DisposeInBackground(_events);
+            _events = null;
+            _moving = false;
+            if (IsClosed(_out)) return;
+            Emit(last);
+        }
+
+        private static void DisposeInBackground(IAsyncEnumerator<AgentEvent>? events)
+        {
+            if (events is null) return;
+            try
+            {
+                var disposing = events.DisposeAsync();
+                if (!disposing.IsCompleted) _ = ObserveAsync(disposing);
+            }
+            catch
+            {
+                // An agent that cannot clean up has nothing more to say to a run that has ended.
+            }
+        }
+
+        private static async Task ObserveAsync(ValueTask disposing)
+        {
+            try
+            {
+                await disposing.ConfigureAwait(false);
+            }
+            catch
+            {
+                // As above.
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using Akka.Streams;
+using Akka.Streams.Stage;
+using Gateway.Streams.Wire;
+
+namespace Gateway.Streams.Lanes;
+
+/// <summary>
+/// The answer end of a lane: it hands each part to the current run's end (the SSE channel or the
+/// completion fold) and pulls the next part only when that end has room, so a slow reader holds up
+/// its own lane and no other. After a run's last part (done, or the closing marker of a cancelled
+/// run) the lane goes back to the pool.
+/// </summary>
+internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterializedValue<SinkShape<ChatStreamPart>, AnswerLaneSink.Control>
+{
+    private readonly Inlet<ChatStreamPart> _in = new("answerLane.in");
+    private readonly RunLanes _pool = pool;
+
+    public override SinkShape<ChatStreamPart> Shape => new(_in);
+
+    protected override Attributes InitialAttributes { get; } = Attributes.CreateName("answerLane");
+
+    public override ILogicAndMaterializedValue<Control> CreateLogicAndMaterializedValue(Attributes inheritedAttributes)
+    {
+        var logic = new Logic(this);
+        return new LogicAndMaterializedValue<Control>(logic, logic.Controls);
+    }
+
+    /// <param name="Cancel">The reader left: stop waiting for it and drop the rest of its run.</param>
+    /// <param name="Stopped">Completes when the lane has stopped (shut down, or broken by a bug).</param>
+    internal sealed record Control(Action<AnswerRun> Cancel, Task Stopped);
+
+    private sealed class Logic : InGraphStageLogic
+    {
+        private readonly Inlet<ChatStreamPart> _in;
+        private readonly RunLanes _pool;
+        private readonly Action<AnswerRun> _writable;
+        private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private AnswerRun? _run;
+        private bool _dropping;
+        private ChatStreamPart? _pending;
+
+        public Logic(AnswerLaneSink stage) : base(stage.Shape)
+        {
+            _in = stage._in;
+            _pool = stage._pool;
+            _writable = GetAsyncCallback<AnswerRun>(OnWritable);
+            Controls = new Control(GetAsyncCallback<AnswerRun>(OnCancel), _stopped.Task);
+            SetHandler(_in, this);
+        }
+
+        public Control Controls { get; }
+
+        public override void PreStart() => Pull(_in);
+
+        public override void OnPush()
+        {
+            var part = Grab(_in);
+            if (part is RunOpened opened)
+            {
+                _run = opened.Run;
+                _dropping = false;
+                Pull(_in);
+                return;
+            }
+            if (_run is not { } run)
+            {
+                Pull(_in);
+                return;
+            }
+            if (part is RunClosed)
+            {
+                if (!_dropping) run.Close(null);
+                AfterDelivered(part);
+                return;
+            }
+            if (_dropping || run.TryDeliver(part))
+            {
+                AfterDelivered(part);
+                return;
+            }
+            _pending = part;
+            WaitForRoom(run);
+        }
+
+        public override void PostStop()
+        {
+            // Only a bug stops a lane with a run on it; its reader gets a failure rather than waiting forever.
+            _run?.Close(new InvalidOperationException("The answer's lane stopped."));
+            _stopped.TrySetResult();
+        }
+
+        private void WaitForRoom(AnswerRun run)
+        {
+            var room = run.WhenWritable();
+            if (room.IsCompleted) OnWritable(run);
+            else room.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => _writable(run));
+        }
+
+        private void OnWritable(AnswerRun run)
+        {
+            if (!ReferenceEquals(run, _run) || _pending is not { } part) return;
+            if (!run.RetryPending())
+            {
+                WaitForRoom(run);
+                return;
+            }
+            _pending = null;
+            AfterDelivered(part);
+        }
+
+        private void OnCancel(AnswerRun run)
+        {
+            if (!ReferenceEquals(run, _run) || _dropping) return;
+            _dropping = true;
+            run.Close(null);
+            if (_pending is not { } part) return;
+            // The reader left while its run waited for room: drop the part and move on.
+            _pending = null;
+            AfterDelivered(part);
+        }
+
+        private void AfterDelivered(ChatStreamPart part)
+        {
+            if (part is DonePart or RunClosed)
+            {
+                var run = _run!;
+                _run = null;
+                _dropping = false;
+                _pool.Return(run);
+            }
+            Pull(_in);
+        }
+    }
+}

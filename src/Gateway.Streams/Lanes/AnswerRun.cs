@@ -1,0 +1,134 @@
+using System.Net.ServerSentEvents;
+using System.Threading.Channels;
+using Gateway.Streams.Wire;
+
+namespace Gateway.Streams.Lanes;
+
+/// <summary>
+/// One agent run on a lane: what the agent says, how its answer is shaped, and where it ends. Made
+/// by <see cref="RunLanes"/>; the lane's stages use the internal members, on the lane's own thread.
+/// <see cref="Abort"/> and <see cref="Cancel"/> are safe from any thread, any number of times.
+/// </summary>
+public abstract class AnswerRun
+{
+    private readonly TaskCompletionSource<TurnOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private protected AnswerRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
+        Action<int>? onText)
+    {
+        Agent = agent;
+        Header = header;
+        IncludeUsage = includeUsage;
+        PromptTokenEstimate = promptTokenEstimate;
+        OnText = onText;
+    }
+
+    /// <summary>How the turn ended (reply text, usage, error, or cancelled); for the session's memory and logs.</summary>
+    public Task<TurnOutcome> Outcome => _outcome.Task;
+
+    /// <summary>Ends the run in-band: the answer carries the error (an error event, then [DONE]).</summary>
+    public void Abort(Exception cause) => Lane?.Abort(this, cause);
+
+    /// <summary>The reader left: the agent is stopped, nothing more is written, the outcome says cancelled.</summary>
+    public void Cancel() => Lane?.Cancel(this);
+
+    internal IAsyncEnumerable<AgentEvent> Agent { get; }
+
+    internal ChatAnswerHeader Header { get; }
+
+    internal bool IncludeUsage { get; }
+
+    internal int PromptTokenEstimate { get; }
+
+    internal Action<int>? OnText { get; }
+
+    internal Lane? Lane { get; set; }
+
+    internal void SetOutcome(TurnOutcome outcome) => _outcome.TrySetResult(outcome);
+
+    /// <summary>Hands a part to the run's end; false when the end is full (call <see cref="RetryPending"/> once it has room).</summary>
+    internal abstract bool TryDeliver(ChatStreamPart part);
+
+    /// <summary>Retries the part that did not fit; false while there is still no room.</summary>
+    internal virtual bool RetryPending() => true;
+
+    /// <summary>Completes when the end may have room again.</summary>
+    internal virtual ValueTask<bool> WhenWritable() => ValueTask.FromResult(true);
+
+    /// <summary>The reader left or the lane broke: nothing more will be delivered.</summary>
+    internal abstract void Close(Exception? failure);
+}
+
+/// <summary>A streamed answer: the reader takes SSE items from a bounded channel.</summary>
+public sealed class StreamingRun : AnswerRun
+{
+    private readonly Channel<SseItem<string>> _events;
+    private SseItem<string>? _pending;
+
+    internal StreamingRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
+        int channelCapacity, Action<int>? onText)
+        : base(agent, header, includeUsage, promptTokenEstimate, onText) =>
+        _events = Channel.CreateBounded<SseItem<string>>(new BoundedChannelOptions(channelCapacity)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+
+    /// <summary>The answer's SSE items in wire order; completes after <c>[DONE]</c>.</summary>
+    public ChannelReader<SseItem<string>> Events => _events.Reader;
+
+    internal override bool TryDeliver(ChatStreamPart part)
+    {
+        var item = new SseItem<string>(ChatAnswerEnds.FormatEvent(Header, part));
+        if (_events.Writer.TryWrite(item))
+        {
+            if (part is DonePart) _events.Writer.TryComplete();
+            return true;
+        }
+        _pending = item;
+        return false;
+    }
+
+    internal override bool RetryPending()
+    {
+        if (_pending is not { } item) return true;
+        if (!_events.Writer.TryWrite(item)) return false;
+        _pending = null;
+        if (item.Data == ChatAnswerEnds.DoneMarker) _events.Writer.TryComplete();
+        return true;
+    }
+
+    internal override ValueTask<bool> WhenWritable() => _events.Writer.WaitToWriteAsync();
+
+    internal override void Close(Exception? failure)
+    {
+        _pending = null;
+        _events.Writer.TryComplete(failure);
+    }
+}
+
+/// <summary>A folded answer: one <c>chat.completion</c>, or the error the run ended with.</summary>
+public sealed class CompletionRun : AnswerRun
+{
+    private readonly TaskCompletionSource<ChatAnswer> _answer = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ChatAnswerEnds.CompletionFold _fold;
+
+    internal CompletionRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate, Action<int>? onText)
+        : base(agent, header, includeUsage: true, promptTokenEstimate, onText) =>
+        _fold = new ChatAnswerEnds.CompletionFold(header);
+
+    public Task<ChatAnswer> Answer => _answer.Task;
+
+    internal override bool TryDeliver(ChatStreamPart part)
+    {
+        if (_fold.Add(part) is { } answer) _answer.TrySetResult(answer);
+        return true;
+    }
+
+    internal override void Close(Exception? failure)
+    {
+        if (failure is null) _answer.TrySetCanceled();
+        else _answer.TrySetException(failure);
+    }
+}

@@ -1,0 +1,27 @@
+using Gateway.Streams.Wire;
+
+namespace Gateway.Streams.Lanes;
+
+// The markers that separate one run from the next on a lane. A lane carries one run at a time, so
+// the events in between belong to the run last opened; they need no tag of their own.
+
+/// <summary>From the agent end: a run starts; its events follow.</summary>
+internal sealed record RunStarting(AnswerRun Run) : AgentEvent;
+
+/// <summary>From the agent end: the agent threw, or the run was aborted (timeout, crash).</summary>
+internal sealed record AgentFault(Exception Cause) : AgentEvent;
+
+/// <summary>From the agent end: the reader left and the agent was stopped.</summary>
+internal sealed record AgentCancelled : AgentEvent
+{
+    public static AgentCancelled Instance { get; } = new();
+}
+
+/// <summary>To the answer end: the parts that follow belong to this run.</summary>
+internal sealed record RunOpened(AnswerRun Run) : ChatStreamPart;
+
+/// <summary>To the answer end: the run was cancelled before its done part; the lane is free after it.</summary>
+internal sealed record RunClosed : ChatStreamPart
+{
+    public static RunClosed Instance { get; } = new();
+}

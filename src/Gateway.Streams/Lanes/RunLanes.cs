@@ -1,0 +1,137 @@
+using System.Collections.Concurrent;
+using Akka;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Gateway.Streams.Wire;
+
+namespace Gateway.Streams.Lanes;
+
+/// <summary>
+/// Where agent runs become answers: a pool of lanes, each one materialized Akka.Streams graph
+/// (agent end → wire order → answer end, fused into one interpreter) that carries one run at a time,
+/// run after run. Materializing a graph per request cost several times a bare HTTP request; a lane is
+/// materialized once and reused, so a run costs only its own events. A run holds its lane from start
+/// to its last part, so a slow reader holds up its own lane only; the pool makes a new lane whenever
+/// none is free, and keeps at most <c>maxIdleLanes</c> idle ones for the next runs.
+/// Buffers on the way: one event between stages, the few parts of an ending, and the streamed run's
+/// bounded channel; nothing else, so a slow reader slows the agent.
+/// </summary>
+public sealed class RunLanes
+{
+    private readonly IMaterializer _materializer;
+    private readonly int _maxIdleLanes;
+    private readonly ConcurrentQueue<Lane> _idle = new();
+    // Fused once: materializing a fused graph skips the fusing step, which is a good part of the cost.
+    private readonly IRunnableGraph<(AgentLaneSource.Control, AnswerLaneSink.Control)> _blueprint;
+    private int _idleCount;
+    private int _liveCount;
+
+    public RunLanes(IMaterializer materializer, int maxIdleLanes = 256)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxIdleLanes);
+        _materializer = materializer;
+        _maxIdleLanes = maxIdleLanes;
+        var graph = Source.FromGraph(new AgentLaneSource())
+            .Via(new WireOrderStage())
+            .ToMaterialized(new AnswerLaneSink(this), Keep.Both);
+        _blueprint = RunnableGraph.FromGraph(Akka.Streams.Fusing.Aggressive(graph));
+    }
+
+    /// <summary>Lanes alive now (carrying a run, or idle).</summary>
+    public int LiveLanes => Volatile.Read(ref _liveCount);
+
+    public int IdleLanes => Volatile.Read(ref _idleCount);
+
+    /// <summary>Starts a streamed answer: SSE items in a channel of <paramref name="channelCapacity"/>, ending with [DONE].</summary>
+    /// <param name="onText">Told the length of each text delta (a metric of what agents produce).</param>
+    public StreamingRun StartStreaming(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage,
+        int promptTokenEstimate, int channelCapacity, Action<int>? onText = null)
+    {
+        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, channelCapacity, onText);
+        Assign(run);
+        return run;
+    }
+
+    /// <summary>Starts a folded answer: one <c>chat.completion</c> (always with usage), or the run's error.</summary>
+    public CompletionRun StartCompletion(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate,
+        Action<int>? onText = null)
+    {
+        var run = new CompletionRun(agent, header, promptTokenEstimate, onText);
+        Assign(run);
+        return run;
+    }
+
+    private void Assign(AnswerRun run)
+    {
+        var lane = Rent();
+        run.Lane = lane;
+        lane.Run = run;
+        lane.Agent.Start(run);
+    }
+
+    private Lane Rent()
+    {
+        while (_idle.TryDequeue(out var idle))
+        {
+            Interlocked.Decrement(ref _idleCount);
+            if (!idle.Stopped) return idle;
+        }
+        var (agent, answer) = _blueprint.Run(_materializer);
+        var lane = new Lane(agent, answer);
+        Interlocked.Increment(ref _liveCount);
+        answer.Stopped.ContinueWith(static (_, state) =>
+        {
+            var (lanes, stopped) = ((RunLanes, Lane))state!;
+            lanes.OnLaneStopped(stopped);
+        }, (this, lane), TaskScheduler.Default);
+        return lane;
+    }
+
+    /// <summary>Called by a lane's answer end after a run's last part.</summary>
+    internal void Return(AnswerRun run)
+    {
+        if (run.Lane is not { } lane) return;
+        lane.Run = null;
+        if (Interlocked.Increment(ref _idleCount) <= _maxIdleLanes)
+        {
+            _idle.Enqueue(lane);
+            return;
+        }
+        Interlocked.Decrement(ref _idleCount);
+        lane.Agent.Shutdown();
+    }
+
+    private void OnLaneStopped(Lane lane)
+    {
+        Interlocked.Decrement(ref _liveCount);
+        // A lane stops with a run on it only when the actor system shuts down (or a bug breaks the
+        // graph): that run's reader and its session must not wait forever.
+        if (lane.Run is not { } run) return;
+        var failure = new InvalidOperationException("The answer's lane stopped.");
+        run.Close(failure);
+        run.SetOutcome(new TurnOutcome("", null, null, new ErrorPart(ChatError.Internal, failure), Cancelled: false));
+    }
+}
+
+/// <summary>One materialized lane: the entries into its two ends.</summary>
+internal sealed class Lane(AgentLaneSource.Control agent, AnswerLaneSink.Control answer)
+{
+    public AgentLaneSource.Control Agent { get; } = agent;
+
+    public AnswerLaneSink.Control Answer { get; } = answer;
+
+    /// <summary>The run on this lane now; null while idle.</summary>
+    public AnswerRun? Run { get; set; }
+
+    public bool Stopped => Answer.Stopped.IsCompleted;
+
+    public void Abort(AnswerRun run, Exception cause) => Agent.Abort((run, cause));
+
+    public void Cancel(AnswerRun run)
+    {
+        // Both ends, in this order (one interpreter runs the callbacks in turn): the agent end stops reading
+        // the agent before the answer end, which may be waiting for room from the reader who left, asks for more.
+        Agent.Cancel(run);
+        Answer.Cancel(run);
+    }
+}

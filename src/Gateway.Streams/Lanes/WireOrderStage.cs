@@ -1,0 +1,172 @@
+using System.Text;
+using Akka.Streams;
+using Akka.Streams.Stage;
+using Gateway.Streams.Wire;
+
+namespace Gateway.Streams.Lanes;
+
+/// <summary>
+/// The one place that enforces an answer's wire order (spec §8), run after run on a lane. For each
+/// run it turns the agent's events into <see cref="ChatStreamPart"/>s: the run's opening marker and
+/// the role part at once (before the agent is pulled), a content part per non-empty text delta, then
+/// exactly one finish part, a usage part when asked for, and done; or, when the run fails, one error
+/// part and done; or, when the reader left, a closing marker. Errors are in-band, so the HTTP side
+/// can always finish its response cleanly. It completes each run's outcome (reply text, usage,
+/// error, or cancelled). It pulls the agent only when downstream pulls, and holds at most the parts
+/// of one ending.
+/// </summary>
+internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStreamPart>>
+{
+    /// <summary>
+    /// The most reply text an outcome carries (for the session's memory); the rest of a longer reply
+    /// still streams to the client, it is just not remembered. Without a cap a long answer (a
+    /// benchmark's 100 MB one, say) would sit whole in memory until the session forgets it.
+    /// </summary>
+    public const int MaxRememberedReplyChars = 64 * 1024;
+
+    private const int KeptReplyCapacity = 4 * 1024;
+
+    private readonly Inlet<AgentEvent> _in = new("wireOrder.in");
+    private readonly Outlet<ChatStreamPart> _out = new("wireOrder.out");
+
+    public override FlowShape<AgentEvent, ChatStreamPart> Shape => new(_in, _out);
+
+    protected override Attributes InitialAttributes { get; } = Attributes.CreateName("wireOrder");
+
+    protected override GraphStageLogic CreateLogic(Attributes inheritedAttributes) => new Logic(this);
+
+    private sealed class Logic : InAndOutGraphStageLogic
+    {
+        private readonly Inlet<AgentEvent> _in;
+        private readonly Outlet<ChatStreamPart> _out;
+        private StringBuilder _reply = new();
+        private long _replyChars;
+        private AnswerRun? _run;
+        private bool _roleDue;
+        private TokenUsage? _usage;
+
+        public Logic(WireOrderStage stage) : base(stage.Shape)
+        {
+            _in = stage._in;
+            _out = stage._out;
+            SetHandlers(_in, _out, this);
+        }
+
+        public override void OnPull()
+        {
+            if (_roleDue)
+            {
+                _roleDue = false;
+                Push(_out, RolePart.Instance);
+                return;
+            }
+            Pull(_in);
+        }
+
+        public override void OnPush()
+        {
+            var agentEvent = Grab(_in);
+            if (agentEvent is RunStarting starting)
+            {
+                Open(starting.Run);
+                return;
+            }
+            if (_run is null)
+            {
+                // Nothing arrives between runs (the lane's source brackets every run); ignore anything that does.
+                Pull(_in);
+                return;
+            }
+            switch (agentEvent)
+            {
+                case TextDelta { Text.Length: > 0 } delta:
+                    Remember(delta.Text);
+                    _run.OnText?.Invoke(delta.Text.Length);
+                    Push(_out, new ContentPart(delta.Text));
+                    break;
+                case ToolCallDelta toolCall:
+                    Push(_out, new ToolCallPart(toolCall));
+                    break;
+                case UsageReport report:
+                    _usage = report.Usage;
+                    Pull(_in);
+                    break;
+                case RunEnded ended:
+                    Finish(ended.FinishReason);
+                    break;
+                case RunFailed failed:
+                    Fail(new ErrorPart(failed.Error, null));
+                    break;
+                case AgentFault fault:
+                    // A failed task reaches us as an AggregateException; the cause is the one inside.
+                    var cause = fault.Cause is AggregateException { InnerExceptions.Count: 1 } wrapped ? wrapped.InnerExceptions[0] : fault.Cause;
+                    // Only errors we raised on purpose are shown; anything else reads as "internal error".
+                    Fail(new ErrorPart(cause is AgentRunException known ? known.Error : ChatError.Internal, cause));
+                    break;
+                case AgentCancelled:
+                    Close(Outcome(null, null, cancelled: true));
+                    Push(_out, RunClosed.Instance);
+                    break;
+                default: // an empty delta, or an event this stage does not know: nothing to send
+                    Pull(_in);
+                    break;
+            }
+        }
+
+        private void Open(AnswerRun run)
+        {
+            _run = run;
+            _usage = null;
+            // An idle lane keeps a small buffer for the next run, not the largest reply it ever carried.
+            if (_reply.Capacity > KeptReplyCapacity) _reply = new StringBuilder();
+            else _reply.Clear();
+            _replyChars = 0;
+            _roleDue = true;
+            Push(_out, new RunOpened(run));
+        }
+
+        private void Finish(string finishReason)
+        {
+            var run = _run!;
+            var usage = _usage ?? new TokenUsage(run.PromptTokenEstimate, (int)Math.Min(int.MaxValue, TokenEstimator.Estimate(_replyChars)));
+            _usage = usage;
+            ChatStreamPart[] parts = run.IncludeUsage
+                ? [new FinishPart(finishReason), new UsagePart(usage), DonePart.Instance]
+                : [new FinishPart(finishReason), DonePart.Instance];
+            EmitThenClose(parts, Outcome(finishReason, null, cancelled: false));
+        }
+
+        private void Fail(ErrorPart error) => EmitThenClose([error, DonePart.Instance], Outcome(null, error, cancelled: false));
+
+        private void EmitThenClose(ChatStreamPart[] parts, TurnOutcome outcome)
+        {
+            var run = _run!;
+            // The role part goes first even when the run ends before the reader pulled it.
+            if (_roleDue)
+            {
+                _roleDue = false;
+                parts = [RolePart.Instance, .. parts];
+            }
+            _run = null;
+            EmitMultiple(_out, parts, () => run.SetOutcome(outcome));
+        }
+
+        private void Close(TurnOutcome outcome)
+        {
+            var run = _run!;
+            _run = null;
+            _roleDue = false;
+            run.SetOutcome(outcome);
+        }
+
+        private void Remember(string text)
+        {
+            _replyChars += text.Length;
+            var room = MaxRememberedReplyChars - _reply.Length;
+            if (room > 0) _reply.Append(text, 0, Math.Min(room, text.Length));
+        }
+
+        private TurnOutcome Outcome(string? finishReason, ErrorPart? error, bool cancelled) =>
+            new(_reply.ToString(), finishReason, _usage, error, cancelled);
+    }
+}
