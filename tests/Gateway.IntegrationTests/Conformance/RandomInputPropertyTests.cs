@@ -71,8 +71,8 @@ public sealed class RandomInputPropertyTests(ConformanceGateway gateway)
         ("n", Gen.Int[0, 3].Select(i => (JsonNode?)JsonValue.Create(i))),
     ];
 
-    private static readonly Gen<(string, JsonNode?)> Field = Gen.Int[0, Fields.Length - 1].SelectMany(index =>
-        Gen.Frequency((9, Fields[index].Value), (1, AnyJson)).Select(value => (Fields[index].Name, value)));
+    private static readonly Gen<(string Name, JsonNode? Value)> Field = Gen.Int[0, Fields.Length - 1].SelectMany(index =>
+        Gen.Frequency<JsonNode?>((9, Fields[index].Value), (1, AnyJson)).Select(value => (Fields[index].Name, value)));
 
     /// <summary>Objects with the request's own fields, mostly with messages: many are valid, many are a little off.</summary>
     private static readonly Gen<JsonNode?> RequestLike = Gen.Select(

@@ -7,7 +7,7 @@ namespace Gateway.IntegrationTests.Conformance;
 [Collection(SharedGatewayCollection.Name)]
 public sealed class ResponseHeadersTests(ConformanceGateway gateway)
 {
-    public static TheoryData<string, string, string?, string?, int> Responses => new()
+    public static TheoryData<string, string, string, string?, int> Responses => new()
     {
         { "a completion", "POST", Http.Completions, Http.UserSays("hi"), 200 },
         { "a stream", "POST", Http.Completions, """{"stream":true,"messages":[{"role":"user","content":"hi"}]}""", 200 },

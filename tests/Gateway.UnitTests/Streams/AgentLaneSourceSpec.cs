@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Akka.Streams.TestKit;
@@ -25,55 +23,6 @@ public sealed class AgentLaneSourceSpec(ITestOutputHelper output) : Akka.TestKit
             .Run(Sys.Materializer());
 
     private static CompletionRun NewRun(IAsyncEnumerable<AgentEvent> agent) => new(agent, Header, 1, null);
-
-    /// <summary>An agent the test drives; it records how far it got and how it was stopped.</summary>
-    private sealed class ScriptedAgent
-    {
-        private readonly Channel<AgentEvent> _script = Channel.CreateUnbounded<AgentEvent>();
-        private readonly TaskCompletionSource _tokenCancelled = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _produced;
-
-        public IAsyncEnumerable<AgentEvent> Events => Run();
-
-        public int Produced => Volatile.Read(ref _produced);
-
-        public Task TokenCancelled => _tokenCancelled.Task;
-
-        public Task Stopped => _stopped.Task;
-
-        public void Say(params AgentEvent[] events)
-        {
-            foreach (var agentEvent in events) _script.Writer.TryWrite(agentEvent);
-        }
-
-        public void End() => _script.Writer.TryComplete();
-
-        private async IAsyncEnumerable<AgentEvent> Run([EnumeratorCancellation] CancellationToken cancellation = default)
-        {
-            using var registration = cancellation.Register(() => _tokenCancelled.TrySetResult());
-            try
-            {
-                while (await _script.Reader.WaitToReadAsync(cancellation))
-                {
-                    while (_script.Reader.TryRead(out var agentEvent))
-                    {
-                        Interlocked.Increment(ref _produced);
-                        yield return agentEvent;
-                    }
-                }
-            }
-            finally
-            {
-                _stopped.TrySetResult();
-            }
-        }
-    }
-
-    private sealed class BrokenAgent(Exception failure) : IAsyncEnumerable<AgentEvent>
-    {
-        public IAsyncEnumerator<AgentEvent> GetAsyncEnumerator(CancellationToken cancellationToken = default) => throw failure;
-    }
 
     [Fact]
     public async Task A_run_is_its_start_marker_its_events_then_one_end()

@@ -22,14 +22,7 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
 
     private static string Event(ChatStreamPart part) => ChatAnswerEnds.FormatEvent(Header, part);
 
-    private static async IAsyncEnumerable<AgentEvent> UnreadAgent()
-    {
-        await Task.CompletedTask;
-        throw new InvalidOperationException("The answer end must not read the agent.");
-#pragma warning disable CS0162 // an iterator needs a yield
-        yield break;
-#pragma warning restore CS0162
-    }
+    private static IAsyncEnumerable<AgentEvent> UnreadAgent() => TestAgents.Unread("The answer end must not read the agent.");
 
     // Not on any lane of the pool: the sink's hand-back to the pool is a no-op for it.
     private static StreamingRun NewRun(int channelCapacity = 16) =>
@@ -37,20 +30,9 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
 
     private AnswerLaneSink NewSink() => new(new RunLanes(Sys.Materializer()));
 
-    private async Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events)
-    {
-        using var timeout = new CancellationTokenSource(RemainingOrDefault);
-        var data = new List<string>();
-        await foreach (var item in events.ReadAllAsync(timeout.Token))
-            data.Add(item.Data);
-        return data;
-    }
+    private Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events) => events.ReadAllDataAsync(RemainingOrDefault);
 
-    private async Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events)
-    {
-        using var timeout = new CancellationTokenSource(RemainingOrDefault);
-        return (await events.ReadAsync(timeout.Token)).Data;
-    }
+    private Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events) => events.ReadOneDataAsync(RemainingOrDefault);
 
     private sealed record Probed(TestPublisher.Probe<ChatStreamPart> Parts, TestProbe Pulls, AnswerLaneSink.Control Control);
 

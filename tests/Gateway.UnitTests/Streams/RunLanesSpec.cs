@@ -1,5 +1,4 @@
 using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Akka.Streams;
 using Gateway.Streams;
@@ -30,20 +29,9 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     private static StreamingRun Stream(RunLanes lanes, IAsyncEnumerable<AgentEvent> agent, bool includeUsage = false, int channelCapacity = 16) =>
         lanes.StartStreaming(agent, Header, includeUsage, PromptTokens, channelCapacity);
 
-    private async Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events)
-    {
-        using var timeout = new CancellationTokenSource(RemainingOrDefault);
-        var data = new List<string>();
-        await foreach (var item in events.ReadAllAsync(timeout.Token))
-            data.Add(item.Data);
-        return data;
-    }
+    private Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events) => events.ReadAllDataAsync(RemainingOrDefault);
 
-    private async Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events)
-    {
-        using var timeout = new CancellationTokenSource(RemainingOrDefault);
-        return (await events.ReadAsync(timeout.Token)).Data;
-    }
+    private Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events) => events.ReadOneDataAsync(RemainingOrDefault);
 
     private Task AwaitLanesAsync(RunLanes lanes, int live, int idle) =>
         AwaitConditionAsync(() => Task.FromResult(lanes.LiveLanes == live && lanes.IdleLanes == idle), RemainingOrDefault,
@@ -59,71 +47,6 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
             await Task.Yield();
             yield return agentEvent;
         }
-    }
-
-    /// <summary>Makes a <see cref="ScriptedAgent"/> throw when it reaches this point of its script.</summary>
-    private sealed record Throw(Exception Exception) : AgentEvent;
-
-    /// <summary>
-    /// An agent the test drives: it says what the test scripts, waiting (a busy step) while the script is empty,
-    /// and records how far it got and how it was stopped.
-    /// </summary>
-    private sealed class ScriptedAgent
-    {
-        private readonly Channel<AgentEvent> _script = Channel.CreateUnbounded<AgentEvent>();
-        private readonly TaskCompletionSource _tokenCancelled = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _produced;
-        private int _started;
-
-        public IAsyncEnumerable<AgentEvent> Events => Run();
-
-        /// <summary>How many events the agent has handed out.</summary>
-        public int Produced => Volatile.Read(ref _produced);
-
-        public bool Started => Volatile.Read(ref _started) > 0;
-
-        /// <summary>Completes when the run's cancellation token fires.</summary>
-        public Task TokenCancelled => _tokenCancelled.Task;
-
-        /// <summary>Completes when the agent's enumerator has finished: ran out, threw, was cancelled, or was disposed.</summary>
-        public Task Stopped => _stopped.Task;
-
-        public void Say(params AgentEvent[] events)
-        {
-            foreach (var agentEvent in events) _script.Writer.TryWrite(agentEvent);
-        }
-
-        /// <summary>The agent's enumeration ends after what is already scripted.</summary>
-        public void End() => _script.Writer.TryComplete();
-
-        private async IAsyncEnumerable<AgentEvent> Run([EnumeratorCancellation] CancellationToken cancellation = default)
-        {
-            Interlocked.Increment(ref _started);
-            using var registration = cancellation.Register(() => _tokenCancelled.TrySetResult());
-            try
-            {
-                while (await _script.Reader.WaitToReadAsync(cancellation))
-                {
-                    while (_script.Reader.TryRead(out var agentEvent))
-                    {
-                        if (agentEvent is Throw toThrow) throw toThrow.Exception;
-                        Interlocked.Increment(ref _produced);
-                        yield return agentEvent;
-                    }
-                }
-            }
-            finally
-            {
-                _stopped.TrySetResult();
-            }
-        }
-    }
-
-    /// <summary>An agent that fails before it has an enumerator at all.</summary>
-    private sealed class BrokenAgent(Exception failure) : IAsyncEnumerable<AgentEvent>
-    {
-        public IAsyncEnumerator<AgentEvent> GetAsyncEnumerator(CancellationToken cancellationToken = default) => throw failure;
     }
 
     // ---- streamed answers -----------------------------------------------------------------------
@@ -479,7 +402,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var agent = new ScriptedAgent();
         var crash = new InvalidOperationException("socket closed");
-        agent.Say(new TextDelta("Hel"), new Throw(crash));
+        agent.Say(new TextDelta("Hel"), new ScriptedAgent.Throw(crash));
 
         var run = lanes.StartCompletion(agent.Events, Header, PromptTokens);
 
@@ -496,7 +419,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var failing = new ScriptedAgent();
         var crash = new InvalidOperationException("model connection reset");
-        failing.Say(new TextDelta("Hel"), new Throw(crash));
+        failing.Say(new TextDelta("Hel"), new ScriptedAgent.Throw(crash));
 
         var first = Stream(lanes, failing.Events, includeUsage: true);
 
@@ -520,7 +443,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var crash = new AgentRunException(new ChatError("no model configured", "invalid_request_error", "model_not_found", 404));
         var failing = new ScriptedAgent();
-        failing.Say(new Throw(crash));
+        failing.Say(new ScriptedAgent.Throw(crash));
 
         var first = Stream(lanes, failing.Events);
 

@@ -31,14 +31,8 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     private static UsagePart Usage(int prompt, int completion) => new(new TokenUsage(prompt, completion));
 
     /// <summary>The stage never reads a run's agent (the lane's agent end does); this one fails the test if it is read.</summary>
-    private static async IAsyncEnumerable<AgentEvent> UnreadAgent()
-    {
-        await Task.CompletedTask;
-        throw new InvalidOperationException("The wire order stage must not read the agent itself.");
-#pragma warning disable CS0162 // an iterator needs a yield
-        yield break;
-#pragma warning restore CS0162
-    }
+    private static IAsyncEnumerable<AgentEvent> UnreadAgent() =>
+        TestAgents.Unread("The wire order stage must not read the agent itself.");
 
     /// <summary>A run as the lane hands it over: streamed (usage only when asked) or folded (always with usage).</summary>
     private static AnswerRun NewRun(bool includeUsage) =>
