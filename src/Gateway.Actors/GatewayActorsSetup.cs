@@ -36,9 +36,11 @@ public static class GatewayActorsSetup
             var lanes = new RunLanes(system.Materializer(), sessionSettings.MaxIdleLanes);
             // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
             var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
+            // One Props for every session: each would otherwise carry its own Props, producer and deploy.
+            var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots).WithMailbox(SessionMailbox.ConfigPath);
             var router = system.ActorOf(
                 SessionRouterActor.Props(
-                    key => SessionActor.Props(key, sessionSettings, runtimes, lanes, metrics, runSlots).WithMailbox(SessionMailbox.ConfigPath),
+                    _ => sessionProps,
                     SessionKeyExtractor.Instance,
                     sessionSettings.MaxBufferedPerPassivatingSession),
                 "sessions");

@@ -120,6 +120,8 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
     {
         _metrics.RunStopped();
         if (_finished) return;
+        // The session does not watch its runs: a run that stops unfinished (a crash) tells it so.
+        Context.Parent.Tell(new RunStopped(_turn.TurnId), ActorRefs.NoSender);
         // Stopped before the graph ended (a crash, or the session stopping): end the graph in-band so a
         // reading client still gets an error event and [DONE]; the reader end is the client's to drop.
         _run?.Abort(new AgentRunException(ChatError.Internal));
@@ -172,3 +174,6 @@ internal sealed record CancelRun
 
 /// <summary>A run tells its session how the turn ended.</summary>
 internal sealed record RunFinished(string TurnId, TurnOutcome Outcome);
+
+/// <summary>A run stopped before it finished (it crashed): its client is failed and the session goes on.</summary>
+internal sealed record RunStopped(string TurnId);

@@ -15,7 +15,8 @@ namespace Gateway.Actors.Sessions;
 /// </summary>
 public sealed class SessionActor : UntypedActor
 {
-    private readonly string _sessionKey;
+    // Learned from the first turn: every session shares one Props, so a session costs no Props of its own.
+    private string _sessionKey = "";
     private readonly SessionSettings _settings;
     private readonly IAgentRuntimeResolver _runtimes;
     private readonly RunLanes _lanes;
@@ -24,18 +25,20 @@ public sealed class SessionActor : UntypedActor
     private readonly IActorRef? _runSlots;
     private ILoggingAdapter? _log;
     private readonly List<ConversationEntry> _history = [];
-    // Each agent's own system prompt, read from its workspace when this session first runs it.
-    private Dictionary<string, string?>? _instructions;
-    private readonly LinkedList<(StartTurn Turn, IActorRef ReplyTo)> _waiting = new();
+    // Each agent's own system prompt, read from its workspace when this session first runs it. A session
+    // nearly always runs one agent: that one is kept in fields, any others in a dictionary made when needed.
+    private (string AgentId, string? Text)? _instructions;
+    private Dictionary<string, string?>? _otherInstructions;
+    // Made when a second turn has to wait: most sessions never queue (a live session costs every byte here).
+    private LinkedList<(StartTurn Turn, IActorRef ReplyTo)>? _waiting;
     // The turn in progress; its Run is null while it waits for a run slot.
     private (StartTurn Turn, IActorRef ReplyTo, IActorRef? Run)? _current;
     private bool _stateless = true;
     private long _runCounter;
 
-    public SessionActor(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
+    public SessionActor(SessionSettings settings, IAgentRuntimeResolver runtimes,
         RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots = null)
     {
-        _sessionKey = sessionKey;
         _settings = settings;
         _runtimes = runtimes;
         _lanes = lanes;
@@ -44,15 +47,16 @@ public sealed class SessionActor : UntypedActor
     }
 
     /// <summary>
-    /// The props of one session. Made by a producer, not an expression: stateless requests start a
-    /// session each, and an expression's arguments are evaluated by reflection.
+    /// The props every session is made from (one instance serves them all; a session learns its key from
+    /// its first turn). Made by a producer, not an expression: stateless requests start a session each,
+    /// and an expression's arguments are evaluated by reflection.
     /// </summary>
     /// <param name="runSlots">A <see cref="RunSlotsActor"/> to ask before each run; null: runs are not capped.</param>
-    public static Props Props(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
+    public static Props Props(SessionSettings settings, IAgentRuntimeResolver runtimes,
         RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots = null) =>
-        Akka.Actor.Props.CreateBy(new Producer(sessionKey, settings, runtimes, lanes, metrics, runSlots));
+        Akka.Actor.Props.CreateBy(new Producer(settings, runtimes, lanes, metrics, runSlots));
 
-    private bool IsIdle => _current is null && _waiting.Count == 0;
+    private bool IsIdle => _current is null && (_waiting is null || _waiting.Count == 0);
 
     private ILoggingAdapter Log => _log ??= Context.GetLogger();
 
@@ -79,8 +83,8 @@ public sealed class SessionActor : UntypedActor
             case RunFinished finished:
                 OnRunFinished(finished);
                 break;
-            case Terminated terminated:
-                OnRunTerminated(terminated.ActorRef);
+            case RunStopped stopped:
+                OnRunStopped(stopped.TurnId);
                 break;
             case ReceiveTimeout:
                 if (IsIdle) Context.Parent.Tell(new Passivate(StopSession.Instance));
@@ -103,21 +107,28 @@ public sealed class SessionActor : UntypedActor
         // Anyone still waiting would otherwise wait until their ask times out. (A slot held or asked
         // for is given back by the slots actor, which watches this session.)
         if (_current is { Run: null } awaitingSlot) awaitingSlot.ReplyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
+        if (_waiting is null) return;
         foreach (var (_, replyTo) in _waiting) replyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
         _waiting.Clear();
     }
 
     private void OnStartTurn(StartTurn turn)
     {
+        if (_sessionKey.Length == 0) _sessionKey = turn.SessionKey;
+        // One turn with memory makes the session keep its memory: it then passivates only when idle.
+        _stateless &= turn.Stateless;
+        if (IsIdle)
+        {
+            Begin(turn, Sender);
+            return;
+        }
+        _waiting ??= new LinkedList<(StartTurn Turn, IActorRef ReplyTo)>();
         if (_waiting.Count >= _settings.MaxQueuedTurns)
         {
             Sender.Tell(new Status.Failure(new SessionBusyException(_sessionKey, _settings.MaxQueuedTurns)));
             return;
         }
-        // One turn with memory makes the session keep its memory: it then passivates only when idle.
-        _stateless &= turn.Stateless;
         _waiting.AddLast((turn, Sender));
-        StartNextOrIdle();
     }
 
     private void OnLeaveTurn(LeaveTurn leave)
@@ -133,10 +144,10 @@ public sealed class SessionActor : UntypedActor
             _runSlots?.Tell(new ReleaseRunSlot(leave.TurnId));
             _current = null;
         }
-        for (var node = _waiting.First; node is not null; node = node.Next)
+        for (var node = _waiting?.First; node is not null; node = node.Next)
         {
             if (node.Value.Turn.TurnId != leave.TurnId) continue;
-            _waiting.Remove(node);
+            _waiting!.Remove(node);
             break;
         }
         StartNextOrIdle();
@@ -147,16 +158,15 @@ public sealed class SessionActor : UntypedActor
         if (_current is not { } current || current.Turn.TurnId != finished.TurnId) return;
         // A turn that only called client tools said nothing worth remembering; its results come next turn.
         if (finished.Outcome is { Succeeded: true, ReplyText.Length: > 0 }) Remember(current.Turn.Input.Message, finished.Outcome.ReplyText);
-        Context.Unwatch(current.Run!);
         Context.Stop(current.Run!);
         _runSlots?.Tell(new ReleaseRunSlot(finished.TurnId));
         _current = null;
         StartNextOrIdle();
     }
 
-    private void OnRunTerminated(IActorRef run)
+    private void OnRunStopped(string turnId)
     {
-        if (_current is not { Run: not null } current || !current.Run.Equals(run)) return;
+        if (_current is not { Run: not null } current || current.Turn.TurnId != turnId) return;
         // The run died without reporting an outcome (it crashed). Its client gets a failure; if the
         // run had already answered, this second reply is dropped by the finished ask.
         Log.Warning("Run {0} in session {1} stopped without finishing", current.Turn.TurnId, _sessionKey);
@@ -168,24 +178,28 @@ public sealed class SessionActor : UntypedActor
 
     private void StartNextOrIdle()
     {
-        if (_current is null && _waiting.First is { } next)
+        if (_current is null && _waiting?.First is { } next)
         {
             _waiting.RemoveFirst();
-            var (turn, replyTo) = next.Value;
-            SetReceiveTimeout(null);
-            if (_runSlots is null)
-            {
-                StartRun(turn, replyTo);
-                return;
-            }
-            // Runs across sessions are capped: wait for a slot (in arrival order) before starting.
-            _current = (turn, replyTo, null);
-            _runSlots.Tell(new AcquireRunSlot(turn.TurnId));
+            Begin(next.Value.Turn, next.Value.ReplyTo);
             return;
         }
         if (!IsIdle) return;
         if (_stateless) Context.Parent.Tell(new Passivate(StopSession.Instance));
         else SetReceiveTimeout(_settings.PassivateAfter);
+    }
+
+    private void Begin(StartTurn turn, IActorRef replyTo)
+    {
+        SetReceiveTimeout(null);
+        if (_runSlots is null)
+        {
+            StartRun(turn, replyTo);
+            return;
+        }
+        // Runs across sessions are capped: wait for a slot (in arrival order) before starting.
+        _current = (turn, replyTo, null);
+        _runSlots.Tell(new AcquireRunSlot(turn.TurnId));
     }
 
     private void OnRunSlotGranted(RunSlotGranted granted)
@@ -198,16 +212,30 @@ public sealed class SessionActor : UntypedActor
     private void StartRun(StartTurn turn, IActorRef replyTo)
     {
         var runtime = _runtimes.Resolve(turn.Agent);
-        _instructions ??= new Dictionary<string, string?>(StringComparer.Ordinal);
-        if (!_instructions.TryGetValue(turn.Agent.Id, out var instructions))
-            _instructions[turn.Agent.Id] = instructions = AgentInstructions.Load(turn.Agent.Workspace);
+        var instructions = InstructionsFor(turn.Agent);
         var run = Context.ActorOf(
             // A run lives as long as its answer streams: it gets its session's mailbox (the lean one, in the gateway).
             AgentRunActor.Props(turn, _history.ToArray(), instructions, runtime, replyTo, _settings, _lanes, _metrics)
                 .WithMailbox(Context.Props.Mailbox),
             $"run-{++_runCounter}");
-        Context.Watch(run);
+        // Not watched: a run that stops before it finished says so itself (RunStopped), and a watch would
+        // leave its bookkeeping behind in every session that ever ran a turn.
         _current = (turn, replyTo, run);
+    }
+
+    private string? InstructionsFor(AgentDefinition agent)
+    {
+        if (_instructions is { } known && known.AgentId == agent.Id) return known.Text;
+        if (_instructions is null)
+        {
+            var text = AgentInstructions.Load(agent.Workspace);
+            _instructions = (agent.Id, text);
+            return text;
+        }
+        _otherInstructions ??= new Dictionary<string, string?>(StringComparer.Ordinal);
+        if (!_otherInstructions.TryGetValue(agent.Id, out var other))
+            _otherInstructions[agent.Id] = other = AgentInstructions.Load(agent.Workspace);
+        return other;
     }
 
     private void Remember(string userText, string assistantText)
@@ -220,12 +248,12 @@ public sealed class SessionActor : UntypedActor
 }
 
 /// <summary>Makes a <see cref="SessionActor"/> with a plain constructor call.</summary>
-file sealed class Producer(string sessionKey, SessionSettings settings, IAgentRuntimeResolver runtimes,
+file sealed class Producer(SessionSettings settings, IAgentRuntimeResolver runtimes,
     RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots) : IIndirectActorProducer
 {
     public Type ActorType => typeof(SessionActor);
 
-    public ActorBase Produce() => new SessionActor(sessionKey, settings, runtimes, lanes, metrics, runSlots);
+    public ActorBase Produce() => new SessionActor(settings, runtimes, lanes, metrics, runSlots);
 
     public void Release(ActorBase actor)
     {

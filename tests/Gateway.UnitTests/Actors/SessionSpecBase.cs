@@ -62,7 +62,7 @@ public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.X
         var sessionSettings = settings ?? Settings();
         var lanes = new RunLanes(Sys.Materializer());
         return Sys.ActorOf(SessionRouterActor.Props(
-            key => SessionActor.Props(key, sessionSettings, resolver, lanes, Metrics),
+            _ => SessionActor.Props(sessionSettings, resolver, lanes, Metrics),
             SessionKeyExtractor.Instance, 16));
     }
 
