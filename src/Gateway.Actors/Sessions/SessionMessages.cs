@@ -1,5 +1,3 @@
-using System.Net.ServerSentEvents;
-using System.Threading.Channels;
 using Gateway.Streams.Lanes;
 using Gateway.Actors.Agents;
 using Gateway.Streams.Wire;
@@ -49,12 +47,12 @@ public sealed record TurnStreaming(AnswerStream Answer);
 public sealed record TurnCompleted(ChatAnswer Answer);
 
 /// <summary>
-/// The reading end of a streamed answer: a bounded channel of SSE items, and the way to leave it
+/// The reading end of a streamed answer: its parts from a bounded channel, and the way to leave it
 /// early, which stops the run (safe to call from any thread, more than once).
 /// </summary>
 public sealed class AnswerStream(StreamingRun run)
 {
-    public ChannelReader<SseItem<string>> Events => run.Events;
+    public AnswerEvents Events => run.Events;
 
     public void Abandon() => run.Cancel();
 }

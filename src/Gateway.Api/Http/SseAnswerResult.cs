@@ -3,7 +3,9 @@ using System.IO.Pipelines;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using System.Text.Json;
 using Gateway.Actors.Sessions;
+using Gateway.Streams.Wire;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Gateway.Api.Http;
@@ -31,26 +33,32 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
 
         var body = response.BodyWriter;
         var aborted = context.RequestAborted;
+        var header = answer.Events.Header;
+        Utf8JsonWriter? json = null;
         try
         {
-            await SseFormatter.WriteAsync(ReadBatchesAsync(answer.Events, body, aborted), new UnflushedPipeStream(body), aborted);
+            // Each event's JSON goes straight into the formatter's UTF-8 buffer, with one writer for the answer.
+            await SseFormatter.WriteAsync(ReadBatchesAsync(answer.Events.Parts, body, aborted), new UnflushedPipeStream(body),
+                (item, output) => ChatAnswerEnds.WriteEvent(json ??= ChatAnswerEnds.NewEventWriter(output), output, header, item.Data),
+                aborted);
         }
         finally
         {
+            json?.Dispose();
             answer.Abandon();
         }
     }
 
-    /// <summary>The run's events as they come; before waiting for more, what was written so far is flushed.</summary>
-    private static async IAsyncEnumerable<SseItem<string>> ReadBatchesAsync(
-        ChannelReader<SseItem<string>> events, PipeWriter body, [EnumeratorCancellation] CancellationToken aborted)
+    /// <summary>The run's parts as they come; before waiting for more, what was written so far is flushed.</summary>
+    private static async IAsyncEnumerable<SseItem<ChatStreamPart>> ReadBatchesAsync(
+        ChannelReader<ChatStreamPart> parts, PipeWriter body, [EnumeratorCancellation] CancellationToken aborted)
     {
         while (true)
         {
-            while (events.TryRead(out var item)) yield return item;
+            while (parts.TryRead(out var part)) yield return new SseItem<ChatStreamPart>(part);
             // Waits here while a slow client's socket is full: the run's channel fills and the agent waits.
             await body.FlushAsync(aborted);
-            if (!await events.WaitToReadAsync(aborted)) yield break;
+            if (!await parts.WaitToReadAsync(aborted)) yield break;
         }
     }
 

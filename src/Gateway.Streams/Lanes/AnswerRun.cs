@@ -1,4 +1,3 @@
-using System.Net.ServerSentEvents;
 using System.Threading.Channels;
 using Gateway.Streams.Wire;
 
@@ -59,53 +58,64 @@ public abstract class AnswerRun
     internal abstract void Close(Exception? failure);
 }
 
-/// <summary>A streamed answer: the reader takes SSE items from a bounded channel.</summary>
+/// <summary>A streamed answer: the reader takes its parts, in wire order, from a bounded channel.</summary>
 public sealed class StreamingRun : AnswerRun
 {
-    private readonly Channel<SseItem<string>> _events;
-    private SseItem<string>? _pending;
+    private readonly Channel<ChatStreamPart> _parts;
+    private ChatStreamPart? _pending;
 
     internal StreamingRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
         int channelCapacity, Action<int>? onText)
-        : base(agent, header, includeUsage, promptTokenEstimate, onText) =>
-        _events = Channel.CreateBounded<SseItem<string>>(new BoundedChannelOptions(channelCapacity)
+        : base(agent, header, includeUsage, promptTokenEstimate, onText)
+    {
+        _parts = Channel.CreateBounded<ChatStreamPart>(new BoundedChannelOptions(channelCapacity)
         {
             SingleReader = true,
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
+        Events = new AnswerEvents(_parts.Reader, header);
+    }
 
-    /// <summary>The answer's SSE items in wire order; completes after <c>[DONE]</c>.</summary>
-    public ChannelReader<SseItem<string>> Events => _events.Reader;
+    /// <summary>The answer's parts in wire order, ending with done; the writer formats them as SSE events.</summary>
+    public AnswerEvents Events { get; }
 
     internal override bool TryDeliver(ChatStreamPart part)
     {
-        var item = new SseItem<string>(ChatAnswerEnds.FormatEvent(Header, part));
-        if (_events.Writer.TryWrite(item))
+        if (!_parts.Writer.TryWrite(part))
         {
-            if (part is DonePart) _events.Writer.TryComplete();
-            return true;
+            _pending = part;
+            return false;
         }
-        _pending = item;
-        return false;
+        if (part is DonePart) _parts.Writer.TryComplete();
+        return true;
     }
 
     internal override bool RetryPending()
     {
-        if (_pending is not { } item) return true;
-        if (!_events.Writer.TryWrite(item)) return false;
+        if (_pending is not { } part) return true;
         _pending = null;
-        if (item.Data == ChatAnswerEnds.DoneMarker) _events.Writer.TryComplete();
-        return true;
+        return TryDeliver(part);
     }
 
-    internal override ValueTask<bool> WhenWritable() => _events.Writer.WaitToWriteAsync();
+    internal override ValueTask<bool> WhenWritable() => _parts.Writer.WaitToWriteAsync();
 
     internal override void Close(Exception? failure)
     {
         _pending = null;
-        _events.Writer.TryComplete(failure);
+        _parts.Writer.TryComplete(failure);
     }
+}
+
+/// <summary>
+/// The reading end of a streamed answer: its parts as they come (the channel completes after done),
+/// and the header every event of the answer carries (<see cref="ChatAnswerEnds.WriteEvent"/>).
+/// </summary>
+public sealed class AnswerEvents(ChannelReader<ChatStreamPart> parts, ChatAnswerHeader header)
+{
+    public ChannelReader<ChatStreamPart> Parts { get; } = parts;
+
+    public ChatAnswerHeader Header { get; } = header;
 }
 
 /// <summary>A folded answer: one <c>chat.completion</c>, or the error the run ended with.</summary>

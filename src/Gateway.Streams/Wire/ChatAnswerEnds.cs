@@ -1,7 +1,7 @@
-using System.Net.ServerSentEvents;
+using System.Buffers;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
-using Akka;
 using Akka.Streams.Dsl;
 
 namespace Gateway.Streams.Wire;
@@ -15,26 +15,63 @@ public static class ChatAnswerEnds
     /// <summary>The text the non-streamed answer carries when the agent said nothing.</summary>
     public const string EmptyAnswerText = "No response from OpenClaw.";
 
-    /// <summary>Each part becomes one <c>data:</c> event (compact JSON, no event type), ready for TypedResults.ServerSentEvents.</summary>
-    public static Flow<ChatStreamPart, SseItem<string>, NotUsed> ServerSentEvents(ChatAnswerHeader header) =>
-        Flow.Create<ChatStreamPart>().Select(part => new SseItem<string>(FormatEvent(header, part)));
-
-    /// <summary>The JSON (or <c>[DONE]</c>) a part reads as on the wire.</summary>
-    public static string FormatEvent(ChatAnswerHeader header, ChatStreamPart part) => part switch
+    /// <summary>The JSON (or <c>[DONE]</c>) a part reads as on the wire, as a string (for tests and logs).</summary>
+    public static string FormatEvent(ChatAnswerHeader header, ChatStreamPart part)
     {
-        RolePart => Chunk(header, new ChatDelta(Role: "assistant", Content: ""), finishReason: null),
-        ContentPart content => Chunk(header, new ChatDelta(Content: content.Text), finishReason: null),
-        ToolCallPart { Delta: var call } => Chunk(header, new ChatDelta(ToolCalls:
-            [new ChatToolCallChunk(call.Index, call.Id, call.Id is null ? null : "function", new ChatFunctionCallChunk(call.Name, call.ArgumentsDelta))]),
-            finishReason: null),
-        FinishPart finish => Chunk(header, ChatDelta.Empty, finish.FinishReason),
-        UsagePart usage => JsonSerializer.Serialize(
-            new ChatCompletionChunk(header.Id, header.Created, header.Model, [], ChatUsage.From(usage.Usage)),
-            WireJson.Context.ChatCompletionChunk),
-        ErrorPart error => JsonSerializer.Serialize(ErrorEnvelope.From(error.Error), WireJson.Context.ErrorEnvelope),
-        DonePart => DoneMarker,
-        _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown stream part"),
-    };
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using var json = NewEventWriter(buffer);
+        WriteEvent(json, buffer, header, part);
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>A JSON writer for <see cref="WriteEvent"/>, reusable across the events of one answer.</summary>
+    public static Utf8JsonWriter NewEventWriter(IBufferWriter<byte> output) => new(output, EventWriterOptions);
+
+    /// <summary>
+    /// Writes the data of the part's <c>data:</c> event (compact JSON, or <c>[DONE]</c>) as UTF-8 straight
+    /// into <paramref name="output"/>: no string per event, and one writer for a whole answer.
+    /// </summary>
+    public static void WriteEvent(Utf8JsonWriter json, IBufferWriter<byte> output, ChatAnswerHeader header, ChatStreamPart part)
+    {
+        if (part is DonePart)
+        {
+            output.Write("[DONE]"u8);
+            return;
+        }
+        json.Reset(output);
+        switch (part)
+        {
+            case UsagePart usage:
+                JsonSerializer.Serialize(json, new ChatCompletionChunk(header.Id, header.Created, header.Model, [], ChatUsage.From(usage.Usage)),
+                    WireJson.Context.ChatCompletionChunk);
+                break;
+            case ErrorPart error:
+                JsonSerializer.Serialize(json, ErrorEnvelope.From(error.Error), WireJson.Context.ErrorEnvelope);
+                break;
+            default:
+                JsonSerializer.Serialize(json, Chunk(header, part), WireJson.Context.ChatCompletionChunk);
+                break;
+        }
+        json.Flush();
+    }
+
+    private static ChatCompletionChunk Chunk(ChatAnswerHeader header, ChatStreamPart part)
+    {
+        var (delta, finishReason) = part switch
+        {
+            RolePart => (new ChatDelta(Role: "assistant", Content: ""), null),
+            ContentPart content => (new ChatDelta(Content: content.Text), null),
+            ToolCallPart { Delta: var call } => (new ChatDelta(ToolCalls:
+                [new ChatToolCallChunk(call.Index, call.Id, call.Id is null ? null : "function", new ChatFunctionCallChunk(call.Name, call.ArgumentsDelta))]),
+                (string?)null),
+            FinishPart finish => (ChatDelta.Empty, finish.FinishReason),
+            _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown stream part"),
+        };
+        return new ChatCompletionChunk(header.Id, header.Created, header.Model, [new ChatChunkChoice(0, delta, finishReason)]);
+    }
+
+    // The same escaping as WireJson: non-ASCII text goes out as UTF-8, as OpenAI sends it.
+    private static readonly JsonWriterOptions EventWriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>
     /// Folds the parts into one <c>chat.completion</c>, or the error the run ended with. Holds only the
@@ -42,11 +79,6 @@ public static class ChatAnswerEnds
     /// </summary>
     public static Sink<ChatStreamPart, Task<ChatAnswer>> Completion(ChatAnswerHeader header) =>
         Sink.FromGraph(new CompletionSinkStage(header));
-
-    private static string Chunk(ChatAnswerHeader header, ChatDelta delta, string? finishReason) =>
-        JsonSerializer.Serialize(
-            new ChatCompletionChunk(header.Id, header.Created, header.Model, [new ChatChunkChoice(0, delta, finishReason)]),
-            WireJson.Context.ChatCompletionChunk);
 
     internal sealed class CompletionFold(ChatAnswerHeader header)
     {

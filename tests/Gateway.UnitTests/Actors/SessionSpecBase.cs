@@ -12,6 +12,7 @@ using Gateway.Actors.Sessions;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
+using Gateway.UnitTests.Streams;
 using Xunit.Abstractions;
 
 namespace Gateway.UnitTests.Actors;
@@ -105,19 +106,9 @@ public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.X
         return await probe.ExpectMsgAsync<SessionCount>();
     }
 
-    protected async Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events)
-    {
-        using var timeout = new CancellationTokenSource(RemainingOrDefault);
-        return (await events.ReadAsync(timeout.Token)).Data;
-    }
+    protected Task<string> ReadOneAsync(AnswerEvents events) => events.ReadOneDataAsync(RemainingOrDefault);
 
-    protected async Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events)
-    {
-        using var timeout = new CancellationTokenSource(RemainingOrDefault);
-        var data = new List<string>();
-        await foreach (var item in events.ReadAllAsync(timeout.Token)) data.Add(item.Data);
-        return data;
-    }
+    protected Task<List<string>> ReadAllAsync(AnswerEvents events) => events.ReadAllDataAsync(RemainingOrDefault);
 
     protected static string Event(StartTurn turn, ChatStreamPart part) => ChatAnswerEnds.FormatEvent(turn.Header, part);
 

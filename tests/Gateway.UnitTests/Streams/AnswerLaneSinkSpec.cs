@@ -30,9 +30,9 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
 
     private AnswerLaneSink NewSink() => new(new RunLanes(Sys.Materializer()));
 
-    private Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events) => events.ReadAllDataAsync(RemainingOrDefault);
+    private Task<List<string>> ReadAllAsync(AnswerEvents events) => events.ReadAllDataAsync(RemainingOrDefault);
 
-    private Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events) => events.ReadOneDataAsync(RemainingOrDefault);
+    private Task<string> ReadOneAsync(AnswerEvents events) => events.ReadOneDataAsync(RemainingOrDefault);
 
     private sealed record Probed(TestPublisher.Probe<ChatStreamPart> Parts, TestProbe Pulls, AnswerLaneSink.Control Control);
 

@@ -91,21 +91,22 @@ public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.
     }
 
     [Fact]
-    public async Task Server_sent_events_are_plain_data_events_one_per_part()
+    public async Task Server_sent_events_are_plain_data_events_one_per_part_from_one_json_writer()
     {
-        var items = await Source.From<ChatStreamPart>([RolePart.Instance, new ContentPart("Hi"), DonePart.Instance])
-            .Via(ChatAnswerEnds.ServerSentEvents(Header))
-            .RunWith(Sink.Seq<SseItem<string>>(), Sys.Materializer());
+        ChatStreamPart[] parts = [RolePart.Instance, new ContentPart("Grüße <b>&"), new FinishPart(FinishReasons.Stop), DonePart.Instance];
 
-        // Framed the way ASP.NET Core's ServerSentEvents result frames them: no "event:" line.
+        // Framed the way the gateway's SSE writer frames them: .NET's formatter, no "event:" line, and
+        // one JSON writer reused for every event of the answer.
         using var wire = new MemoryStream();
-        await SseFormatter.WriteAsync(items.ToAsyncEnumerable(), wire);
+        Utf8JsonWriter? json = null;
+        await SseFormatter.WriteAsync(parts.Select(part => new SseItem<ChatStreamPart>(part)).ToAsyncEnumerable(), wire,
+            (item, output) => ChatAnswerEnds.WriteEvent(json ??= ChatAnswerEnds.NewEventWriter(output), output, Header, item.Data));
 
-        Assert.Equal(
-            $"data: {ChatAnswerEnds.FormatEvent(Header, RolePart.Instance)}\n\n"
-            + $"data: {ChatAnswerEnds.FormatEvent(Header, new ContentPart("Hi"))}\n\n"
-            + "data: [DONE]\n\n",
-            Encoding.UTF8.GetString(wire.ToArray()));
+        var text = Encoding.UTF8.GetString(wire.ToArray());
+        Assert.Equal(string.Concat(parts.Select(part => $"data: {ChatAnswerEnds.FormatEvent(Header, part)}\n\n")), text);
+        Assert.EndsWith("data: [DONE]\n\n", text);
+        // Non-ASCII and HTML-special text goes out as it is, as OpenAI sends it (no \uXXXX escapes).
+        Assert.Contains("\"content\":\"Grüße <b>&\"", text);
     }
 
     // ---- Completion: the folded answer ----------------------------------------------------------

@@ -29,9 +29,9 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     private static StreamingRun Stream(RunLanes lanes, IAsyncEnumerable<AgentEvent> agent, bool includeUsage = false, int channelCapacity = 16) =>
         lanes.StartStreaming(agent, Header, includeUsage, PromptTokens, channelCapacity);
 
-    private Task<List<string>> ReadAllAsync(ChannelReader<SseItem<string>> events) => events.ReadAllDataAsync(RemainingOrDefault);
+    private Task<List<string>> ReadAllAsync(AnswerEvents events) => events.ReadAllDataAsync(RemainingOrDefault);
 
-    private Task<string> ReadOneAsync(ChannelReader<SseItem<string>> events) => events.ReadOneDataAsync(RemainingOrDefault);
+    private Task<string> ReadOneAsync(AnswerEvents events) => events.ReadOneDataAsync(RemainingOrDefault);
 
     private Task AwaitLanesAsync(RunLanes lanes, int live, int idle) =>
         AwaitConditionAsync(() => Task.FromResult(lanes.LiveLanes == live && lanes.IdleLanes == idle), RemainingOrDefault,
@@ -156,9 +156,9 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         for (var round = 0; round < 5; round++)
         {
             // The lane fills the channel, then waits for the reader.
-            await AwaitConditionAsync(() => Task.FromResult(run.Events.Count == capacity), RemainingOrDefault);
+            await AwaitConditionAsync(() => Task.FromResult(run.Events.Parts.Count == capacity), RemainingOrDefault);
             await Task.Delay(Quiet);
-            Assert.Equal(capacity, run.Events.Count);
+            Assert.Equal(capacity, run.Events.Parts.Count);
             Assert.InRange(Volatile.Read(ref produced), read.Count, read.Count + capacity + slack);
 
             for (var i = 0; i < 50; i++) read.Add(await ReadOneAsync(run.Events));
@@ -200,7 +200,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var stuck = new ScriptedAgent();
         stuck.Say(Enumerable.Range(0, 20).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
         var slow = Stream(lanes, stuck.Events, channelCapacity: 1);
-        await AwaitConditionAsync(() => Task.FromResult(slow.Events.Count == 1), RemainingOrDefault);
+        await AwaitConditionAsync(() => Task.FromResult(slow.Events.Parts.Count == 1), RemainingOrDefault);
 
         var other = Stream(lanes, Saying(new TextDelta("free"), new RunEnded()));
 
@@ -244,7 +244,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var agent = new ScriptedAgent();
         agent.Say(Enumerable.Range(0, 50).Select(AgentEvent (i) => new TextDelta($"{i} ")).ToArray());
         var run = Stream(lanes, agent.Events, channelCapacity: 2);
-        await AwaitConditionAsync(() => Task.FromResult(run.Events.Count == 2), RemainingOrDefault);
+        await AwaitConditionAsync(() => Task.FromResult(run.Events.Parts.Count == 2), RemainingOrDefault);
 
         run.Cancel();
 
@@ -324,7 +324,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var agent = new ScriptedAgent();
         agent.Say(Enumerable.Range(0, 50).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
         var run = Stream(lanes, agent.Events, channelCapacity: 2);
-        await AwaitConditionAsync(() => Task.FromResult(run.Events.Count == 2), RemainingOrDefault);
+        await AwaitConditionAsync(() => Task.FromResult(run.Events.Parts.Count == 2), RemainingOrDefault);
 
         run.Abort(new InvalidOperationException("timeout"));
 

@@ -2,6 +2,8 @@ using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Gateway.Streams;
+using Gateway.Streams.Lanes;
+using Gateway.Streams.Wire;
 
 namespace Gateway.UnitTests.Streams;
 
@@ -79,23 +81,23 @@ internal static class TestAgents
     }
 }
 
-/// <summary>Reads a streamed answer's channel the way the HTTP writer does, within the test's time limit.</summary>
+/// <summary>Reads a streamed answer's channel the way the HTTP writer does (each part as its event's data), within the test's time limit.</summary>
 internal static class AnswerChannel
 {
-    /// <summary>The data of every item until the channel completes.</summary>
-    public static async Task<List<string>> ReadAllDataAsync(this ChannelReader<SseItem<string>> events, TimeSpan within)
+    /// <summary>The data of every event until the channel completes.</summary>
+    public static async Task<List<string>> ReadAllDataAsync(this AnswerEvents events, TimeSpan within)
     {
         using var timeout = new CancellationTokenSource(within);
         var data = new List<string>();
-        await foreach (var item in events.ReadAllAsync(timeout.Token))
-            data.Add(item.Data);
+        await foreach (var part in events.Parts.ReadAllAsync(timeout.Token))
+            data.Add(ChatAnswerEnds.FormatEvent(events.Header, part));
         return data;
     }
 
-    /// <summary>The data of the next item.</summary>
-    public static async Task<string> ReadOneDataAsync(this ChannelReader<SseItem<string>> events, TimeSpan within)
+    /// <summary>The data of the next event.</summary>
+    public static async Task<string> ReadOneDataAsync(this AnswerEvents events, TimeSpan within)
     {
         using var timeout = new CancellationTokenSource(within);
-        return (await events.ReadAsync(timeout.Token)).Data;
+        return ChatAnswerEnds.FormatEvent(events.Header, await events.Parts.ReadAsync(timeout.Token));
     }
 }
