@@ -42,7 +42,8 @@ public static class GatewayActorsSetup
                 SessionRouterActor.Props(
                     _ => sessionProps,
                     SessionKeyExtractor.Instance,
-                    sessionSettings.MaxBufferedPerPassivatingSession),
+                    sessionSettings.MaxBufferedPerPassivatingSession,
+                    sessionSettings.PassivateAfter),
                 "sessions");
             registry.Register<SessionRouter>(router);
         });

@@ -11,7 +11,8 @@ namespace Gateway.Actors.Sessions;
 /// (FIFO; a later turn waits, it is not rejected, up to a bounded queue). Each turn runs as a
 /// supervised child (<see cref="AgentRunActor"/>); a run that crashes is stopped and fails only its
 /// own client, and the session goes on with the next turn. An idle session asks its parent to
-/// passivate it: after <see cref="SessionSettings.PassivateAfter"/>, or at once for a stateless one.
+/// passivate it: at once when stateless; otherwise it tells its parent it is idle, and the parent
+/// passivates it after <see cref="SessionSettings.PassivateAfter"/> without a new turn.
 /// </summary>
 public sealed class SessionActor : UntypedActor
 {
@@ -85,9 +86,6 @@ public sealed class SessionActor : UntypedActor
                 break;
             case RunStopped stopped:
                 OnRunStopped(stopped.TurnId);
-                break;
-            case ReceiveTimeout:
-                if (IsIdle) Context.Parent.Tell(new Passivate(StopSession.Instance));
                 break;
             case StopSession:
                 if (IsIdle) Context.Stop(Self);
@@ -186,12 +184,13 @@ public sealed class SessionActor : UntypedActor
         }
         if (!IsIdle) return;
         if (_stateless) Context.Parent.Tell(new Passivate(StopSession.Instance));
-        else SetReceiveTimeout(_settings.PassivateAfter);
+        // No timer of its own: one sweep in the parent serves every idle session (a timer here cost each
+        // live session a few hundred bytes).
+        else Context.Parent.Tell(SessionIdle.Instance);
     }
 
     private void Begin(StartTurn turn, IActorRef replyTo)
     {
-        SetReceiveTimeout(null);
         if (_runSlots is null)
         {
             StartRun(turn, replyTo);

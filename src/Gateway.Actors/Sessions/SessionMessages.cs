@@ -67,6 +67,12 @@ public sealed class SessionBusyException(string sessionKey, int limit)
 /// </summary>
 public sealed record Passivate(object StopMessage);
 
+/// <summary>A session with memory has no turn to run: its parent may passivate it once it has stayed idle long enough.</summary>
+public sealed record SessionIdle
+{
+    public static SessionIdle Instance { get; } = new();
+}
+
 /// <summary>The parent's request that an idle session stop itself.</summary>
 public sealed record StopSession
 {

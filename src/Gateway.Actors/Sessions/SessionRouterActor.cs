@@ -7,9 +7,12 @@ namespace Gateway.Actors.Sessions;
 /// A child-per-entity parent: routes each message by its entity id to that entity's child, creating
 /// it on first use. It speaks sharding's passivation protocol: a child asks to stop with
 /// <see cref="Passivate"/>; until it has stopped, the router holds (a bounded number of) its messages
-/// and then starts the entity anew with them. A shard region can replace it without changing callers.
+/// and then starts the entity anew with them. Like a shard's <c>passivate-idle-entity-after</c>, it
+/// passivates entities that said they are idle (<see cref="SessionIdle"/>) and received nothing for
+/// the idle time, checked by one periodic sweep rather than a timer per entity. A shard region can
+/// replace it without changing callers.
 /// </summary>
-public sealed class SessionRouterActor : ReceiveActor
+public sealed class SessionRouterActor : ReceiveActor, IWithTimers
 {
     private readonly Func<string, Props> _entityProps;
     private readonly ISessionMessageExtractor _extractor;
@@ -17,24 +20,43 @@ public sealed class SessionRouterActor : ReceiveActor
     private readonly Dictionary<string, IActorRef> _entities = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, string> _idsByRef = new();
     private readonly Dictionary<string, List<(object Message, IActorRef Sender)>> _passivating = new(StringComparer.Ordinal);
+    // Entities that said they are idle, and since when (Environment.TickCount64); a message for one removes it.
+    private readonly Dictionary<string, long> _idleSince = new(StringComparer.Ordinal);
+    private readonly TimeSpan _passivateIdleAfter;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _spawned;
 
-    public SessionRouterActor(Func<string, Props> entityProps, ISessionMessageExtractor extractor, int maxBufferedPerEntity)
+    /// <param name="passivateIdleAfter">How long an idle entity lives on; <see cref="Timeout.InfiniteTimeSpan"/>: for ever.</param>
+    public SessionRouterActor(Func<string, Props> entityProps, ISessionMessageExtractor extractor, int maxBufferedPerEntity,
+        TimeSpan passivateIdleAfter)
     {
         _entityProps = entityProps;
         _extractor = extractor;
         _maxBufferedPerEntity = maxBufferedPerEntity;
+        _passivateIdleAfter = passivateIdleAfter;
 
         Receive<Passivate>(OnPassivate);
+        Receive<SessionIdle>(_ => OnEntityIdle(Sender));
+        Receive<SweepIdle>(_ => PassivateIdleEntities());
         Receive<PassivationCancelled>(_ => OnPassivationCancelled(Sender));
         Receive<Terminated>(terminated => OnEntityTerminated(terminated.ActorRef));
         Receive<GetSessionCount>(_ => Sender.Tell(new SessionCount(_entities.Count, _passivating.Count)));
         ReceiveAny(Route);
     }
 
-    public static Props Props(Func<string, Props> entityProps, ISessionMessageExtractor extractor, int maxBufferedPerEntity) =>
-        Akka.Actor.Props.Create(() => new SessionRouterActor(entityProps, extractor, maxBufferedPerEntity));
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(Func<string, Props> entityProps, ISessionMessageExtractor extractor, int maxBufferedPerEntity,
+        TimeSpan passivateIdleAfter) =>
+        Akka.Actor.Props.Create(() => new SessionRouterActor(entityProps, extractor, maxBufferedPerEntity, passivateIdleAfter));
+
+    protected override void PreStart()
+    {
+        if (_passivateIdleAfter == Timeout.InfiniteTimeSpan) return;
+        // An entity passivates between one and one and a quarter idle times after its last turn.
+        var sweep = TimeSpan.FromTicks(Math.Clamp(_passivateIdleAfter.Ticks / 4, TimeSpan.TicksPerMillisecond * 10, TimeSpan.TicksPerSecond * 10));
+        Timers.StartPeriodicTimer(SweepIdle.Instance, SweepIdle.Instance, sweep);
+    }
 
     /// <summary>Entities stop themselves on request; a crashing one is stopped, never restarted with lost state.</summary>
     protected override SupervisorStrategy SupervisorStrategy() =>
@@ -59,6 +81,7 @@ public sealed class SessionRouterActor : ReceiveActor
             return;
         }
         if (message is IForLiveSessionOnly && !_entities.ContainsKey(id)) return;
+        _idleSince.Remove(id);
         EntityFor(id).Forward(entityMessage);
     }
 
@@ -76,9 +99,33 @@ public sealed class SessionRouterActor : ReceiveActor
     private void OnPassivate(Passivate passivate)
     {
         if (!_idsByRef.TryGetValue(Sender, out var id)) return;
+        StartPassivating(id, Sender, passivate.StopMessage);
+    }
+
+    private void StartPassivating(string id, IActorRef entity, object stopMessage)
+    {
         if (_passivating.ContainsKey(id)) return;
+        _idleSince.Remove(id);
         _passivating[id] = [];
-        Sender.Tell(passivate.StopMessage);
+        entity.Tell(stopMessage);
+    }
+
+    private void OnEntityIdle(IActorRef entity)
+    {
+        if (_passivateIdleAfter == Timeout.InfiniteTimeSpan || !_idsByRef.TryGetValue(entity, out var id) || _passivating.ContainsKey(id)) return;
+        _idleSince[id] = Environment.TickCount64;
+    }
+
+    private void PassivateIdleEntities()
+    {
+        if (_idleSince.Count == 0) return;
+        var idleBefore = Environment.TickCount64 - (long)_passivateIdleAfter.TotalMilliseconds;
+        List<string>? due = null;
+        foreach (var (id, since) in _idleSince)
+            if (since <= idleBefore) (due ??= []).Add(id);
+        if (due is null) return;
+        // An entity that got work meanwhile answers with PassivationCancelled and says idle again later.
+        foreach (var id in due) StartPassivating(id, _entities[id], StopSession.Instance);
     }
 
     private void OnPassivationCancelled(IActorRef entity)
@@ -91,9 +138,16 @@ public sealed class SessionRouterActor : ReceiveActor
     {
         if (!_idsByRef.Remove(entity, out var id)) return;
         _entities.Remove(id);
+        _idleSince.Remove(id);
         if (!_passivating.Remove(id, out var buffer) || buffer.Count == 0) return;
         _log.Debug("Session {0} received {1} message(s) while stopping; starting it again", id, buffer.Count);
         var fresh = EntityFor(id);
         foreach (var (message, sender) in buffer) fresh.Tell(message, sender);
     }
+}
+
+/// <summary>The router's periodic look for entities idle long enough to passivate.</summary>
+internal sealed record SweepIdle
+{
+    public static SweepIdle Instance { get; } = new();
 }

@@ -64,7 +64,7 @@ public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.X
         var lanes = new RunLanes(Sys.Materializer());
         return Sys.ActorOf(SessionRouterActor.Props(
             _ => SessionActor.Props(sessionSettings, resolver, lanes, Metrics),
-            SessionKeyExtractor.Instance, 16));
+            SessionKeyExtractor.Instance, 16, sessionSettings.PassivateAfter));
     }
 
     protected static TestRuntime BuiltIn { get; } = new(new BuiltInAgent().Run);
