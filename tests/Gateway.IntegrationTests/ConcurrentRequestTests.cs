@@ -11,7 +11,7 @@ public sealed class ConcurrentRequestTests(DefaultGatewayFixture gateway)
     {
         using var client = gateway.Server.CreateClient();
         // Long enough bodies that Kestrel hands them over in pooled buffers that are then reused.
-        var messages = Enumerable.Range(0, 250).Select(i => $"message {i} " + new string((char)('a' + i % 26), 2000)).ToList();
+        var messages = Enumerable.Range(0, 400).Select(i => $"message {i} " + new string((char)('a' + i % 26), 2000)).ToList();
 
         var replies = await Task.WhenAll(messages.Select(message => ChatApi.CompleteAsync(client, ChatApi.Body(message))));
 
