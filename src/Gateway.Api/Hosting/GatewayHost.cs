@@ -22,6 +22,9 @@ public static class GatewayHost
 
         // One line per request is too much for a gateway under load; warnings and errors still show.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // This category only logs request start and finish (Information), but while any level of it is on,
+        // ASP.NET starts an Activity and a logging scope for every request to feed it.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.Services.AddGatewayServices();
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<GatewayOptions>>((kestrel, gateway) =>
         {
