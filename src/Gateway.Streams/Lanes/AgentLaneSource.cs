@@ -30,7 +30,7 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
     private sealed class Logic : OutGraphStageLogic
     {
         private readonly Outlet<AgentEvent> _out;
-        private readonly Action<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, ValueTask<bool> Move)> _moved;
+        private readonly Action<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, bool HasEvent, Exception? Failure)> _moved;
         private AnswerRun? _run;
         private IAsyncEnumerator<AgentEvent>? _events;
         private CancellationTokenSource? _cancellation;
@@ -41,8 +41,8 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
         public Logic(AgentLaneSource stage) : base(stage.Shape)
         {
             _out = stage._out;
-            _moved = GetAsyncCallback<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, ValueTask<bool> Move)>(
-                moved => OnMoved(moved.Run, moved.Events, moved.Move));
+            _moved = GetAsyncCallback<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, bool HasEvent, Exception? Failure)>(
+                moved => OnMoved(moved.Run, moved.Events, moved.HasEvent, moved.Failure));
             Controls = new Control(
                 GetAsyncCallback<AnswerRun>(OnStart),
                 GetAsyncCallback<(AnswerRun Run, Exception Cause)>(abort => End(abort.Run, new AgentFault(abort.Cause))),
@@ -106,24 +106,29 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
                 End(run, new AgentFault(ex));
                 return;
             }
-            // Most built-in steps finish at once: no callback, no allocation.
-            if (move.IsCompleted) OnMoved(run, events, move);
-            else move.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => _moved((run, events, move)));
+            // Most built-in steps finish at once: no callback, no allocation (Result of a finished step, no wait).
+            if (move.IsCompletedSuccessfully) OnMoved(run, events, move.Result, null);
+            else _ = AwaitMoveAsync(run, events, move);
         }
 
-        private void OnMoved(AnswerRun run, IAsyncEnumerator<AgentEvent> events, ValueTask<bool> move)
+        /// <summary>Waits for a step still running (a model call, a delay) and re-enters the stage with its result.</summary>
+        private async Task AwaitMoveAsync(AnswerRun run, IAsyncEnumerator<AgentEvent> events, ValueTask<bool> move)
         {
-            bool hasEvent;
+            var hasEvent = false;
             Exception? failure = null;
             try
             {
-                hasEvent = move.GetAwaiter().GetResult();
+                hasEvent = await move.ConfigureAwait(false);
             }
             catch (Exception ex)
             {
-                hasEvent = false;
                 failure = ex;
             }
+            _moved((run, events, hasEvent, failure));
+        }
+
+        private void OnMoved(AnswerRun run, IAsyncEnumerator<AgentEvent> events, bool hasEvent, Exception? failure)
+        {
             if (!ReferenceEquals(run, _run))
             {
                 // The run was aborted or cancelled while the agent was busy; its enumerator is idle only now.

@@ -92,8 +92,27 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
         private void WaitForRoom(AnswerRun run)
         {
             var room = run.WhenWritable();
-            if (room.IsCompleted) OnWritable(run);
-            else room.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => _writable(run));
+            if (!room.IsCompletedSuccessfully)
+            {
+                _ = AwaitRoomAsync(run, room);
+                return;
+            }
+            _ = room.Result; // finished already (no wait); consumed so a pooled operation behind it is given back
+            OnWritable(run);
+        }
+
+        private async Task AwaitRoomAsync(AnswerRun run, ValueTask<bool> room)
+        {
+            try
+            {
+                // False or a failure means the end was closed (only this lane closes it); OnWritable then finds nothing pending.
+                await room.ConfigureAwait(false);
+            }
+            catch
+            {
+                // As above.
+            }
+            _writable(run);
         }
 
         private void OnWritable(AnswerRun run)

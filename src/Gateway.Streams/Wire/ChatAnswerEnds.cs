@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using Akka.Streams.Dsl;
 
 namespace Gateway.Streams.Wire;
 
@@ -74,12 +73,9 @@ public static class ChatAnswerEnds
     private static readonly JsonWriterOptions EventWriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>
-    /// Folds the parts into one <c>chat.completion</c>, or the error the run ended with. Holds only the
-    /// reply text so far; materializes a fresh accumulator each run.
+    /// Folds one run's parts into one <c>chat.completion</c>, or the error the run ended with; the answer
+    /// comes back from the <see cref="DonePart"/>. Holds only the reply text so far.
     /// </summary>
-    public static Sink<ChatStreamPart, Task<ChatAnswer>> Completion(ChatAnswerHeader header) =>
-        Sink.FromGraph(new CompletionSinkStage(header));
-
     internal sealed class CompletionFold(ChatAnswerHeader header)
     {
         private readonly StringBuilder _content = new();

@@ -111,8 +111,13 @@ public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.
 
     // ---- Completion: the folded answer ----------------------------------------------------------
 
-    private Task<ChatAnswer> FoldAsync(params ChatStreamPart[] parts) =>
-        Source.From(parts).RunWith(ChatAnswerEnds.Completion(Header), Sys.Materializer()).WaitAsync(RemainingOrDefault);
+    /// <summary>The fold a lane's completion run uses: the answer must come out at the done part, not before.</summary>
+    private static Task<ChatAnswer> FoldAsync(params ChatStreamPart[] parts)
+    {
+        var fold = new ChatAnswerEnds.CompletionFold(Header);
+        for (var i = 0; i < parts.Length - 1; i++) Assert.Null(fold.Add(parts[i]));
+        return Task.FromResult(Assert.IsType<ChatAnswer>(fold.Add(parts[^1])));
+    }
 
     private static string Json(ChatCompletion completion) => JsonSerializer.Serialize(completion, WireJsonContext.Default.ChatCompletion);
 
