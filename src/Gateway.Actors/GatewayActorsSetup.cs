@@ -27,17 +27,19 @@ public static class GatewayActorsSetup
     /// <param name="settings">Builds the session limits from the actor system's config and the app's options.</param>
     public static AkkaConfigurationBuilder WithGatewayActors(
         this AkkaConfigurationBuilder builder, Func<Config, IServiceProvider, SessionSettings> settings) =>
-        builder.AddHocon(SessionMailbox.Hocon, HoconAddMode.Append).WithActors((system, registry, resolver) =>
+        builder.AddHocon(LeanMailbox.Hocon, HoconAddMode.Append).WithActors((system, registry, resolver) =>
         {
             var services = resolver.GetService<IServiceProvider>();
             var sessionSettings = settings(system.Settings.Config, services);
             var runtimes = resolver.GetService<IAgentRuntimeResolver>();
             var metrics = resolver.GetService<GatewayMetrics>();
-            var lanes = new RunLanes(system.Materializer(), sessionSettings.MaxIdleLanes);
+            // Lanes get the lean mailbox too: an open stream's lane mostly waits for its model or its reader.
+            var laneMaterializer = system.Materializer(ActorMaterializerSettings.Create(system).WithDispatcher(LeanMailbox.LaneDispatcherPath));
+            var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes);
             // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
             var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
             // One Props for every session: each would otherwise carry its own Props, producer and deploy.
-            var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots).WithMailbox(SessionMailbox.ConfigPath);
+            var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots).WithMailbox(LeanMailbox.ConfigPath);
             var router = system.ActorOf(
                 SessionRouterActor.Props(
                     _ => sessionProps,

@@ -76,33 +76,32 @@ public sealed class BuiltInAgent : IAgentRuntime
         }
     }
 
-    /// <summary>Splits text into pieces that join back to it: words by default, else <paramref name="count"/> near-equal slices.</summary>
-    public static IReadOnlyList<string> Split(string text, int? count)
+    /// <summary>
+    /// Splits text into pieces that join back to it: words by default, else <paramref name="count"/>
+    /// near-equal slices. Made one at a time, as they are read: a paced answer holds only the piece it
+    /// is on, not all of them, while it waits.
+    /// </summary>
+    public static IEnumerable<string> Split(string text, int? count)
     {
-        if (text.Length == 0) return [];
+        if (text.Length == 0) yield break;
         if (count is not { } n || n <= 0)
         {
-            var words = new List<string>();
             var start = 0;
             for (var i = 1; i <= text.Length; i++)
             {
-                if (i == text.Length || text[i] == ' ')
-                {
-                    words.Add(text[start..i]);
-                    start = i;
-                }
+                if (i != text.Length && text[i] != ' ') continue;
+                yield return text[start..i];
+                start = i;
             }
-            return words;
+            yield break;
         }
         n = Math.Min(n, text.Length);
-        var slices = new string[n];
         for (var i = 0; i < n; i++)
         {
             var from = (int)((long)text.Length * i / n);
             var to = (int)((long)text.Length * (i + 1) / n);
-            slices[i] = text[from..to];
+            yield return text[from..to];
         }
-        return slices;
     }
 }
 

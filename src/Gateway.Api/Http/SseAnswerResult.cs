@@ -1,9 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using System.Threading.Channels;
-using System.Text.Json;
 using Gateway.Actors.Sessions;
 using Gateway.Streams.Wire;
 using Microsoft.AspNetCore.Http.Features;
@@ -16,6 +14,8 @@ namespace Gateway.Api.Http;
 /// leave as soon as they exist (nothing waits for more), but a burst (a fast model, a reader that
 /// fell behind) goes out in one send instead of one per event. <c>TypedResults.ServerSentEvents</c>
 /// flushes per event, which cost a system call and a wake-up per token on both ends.
+/// The formatter is run once per burst, not once per answer: it rents its buffers for the call, so
+/// an open stream waiting for its agent holds none of them.
 /// A reader that leaves early (or a write that fails) stops the run.
 /// </summary>
 internal sealed class SseAnswerResult(AnswerStream answer) : IResult
@@ -34,32 +34,42 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
         var body = response.BodyWriter;
         var aborted = context.RequestAborted;
         var header = answer.Events.Header;
-        Utf8JsonWriter? json = null;
+        var parts = answer.Events.Parts;
+        var ready = new ReadyParts(parts);
+        var stream = new UnflushedPipeStream(body);
+        Action<SseItem<ChatStreamPart>, IBufferWriter<byte>> format = (item, output) => ChatAnswerEnds.WriteEvent(output, header, item.Data);
         try
         {
-            // Each event's JSON goes straight into the formatter's UTF-8 buffer, with one writer for the answer.
-            await SseFormatter.WriteAsync(ReadBatchesAsync(answer.Events.Parts, body, aborted), new UnflushedPipeStream(body),
-                (item, output) => ChatAnswerEnds.WriteEvent(json ??= ChatAnswerEnds.NewEventWriter(output), output, header, item.Data),
-                aborted);
+            // Waits here while a slow client's socket is full: the run's channel fills and the agent waits.
+            while (await parts.WaitToReadAsync(aborted))
+            {
+                // Completes without waiting: the parts are at hand and the stream only appends to the pipe.
+                await SseFormatter.WriteAsync(ready, stream, format, aborted);
+                await body.FlushAsync(aborted);
+            }
         }
         finally
         {
-            json?.Dispose();
             answer.Abandon();
         }
     }
 
-    /// <summary>The run's parts as they come; before waiting for more, what was written so far is flushed.</summary>
-    private static async IAsyncEnumerable<SseItem<ChatStreamPart>> ReadBatchesAsync(
-        ChannelReader<ChatStreamPart> parts, PipeWriter body, [EnumeratorCancellation] CancellationToken aborted)
+    /// <summary>The parts the run has ready now, without waiting for more: one burst.</summary>
+    private sealed class ReadyParts(ChannelReader<ChatStreamPart> parts) : IAsyncEnumerable<SseItem<ChatStreamPart>>, IAsyncEnumerator<SseItem<ChatStreamPart>>
     {
-        while (true)
+        public SseItem<ChatStreamPart> Current { get; private set; }
+
+        // One answer writes one burst at a time, so the enumerator is this object, reused burst after burst.
+        public IAsyncEnumerator<SseItem<ChatStreamPart>> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
+
+        public ValueTask<bool> MoveNextAsync()
         {
-            while (parts.TryRead(out var part)) yield return new SseItem<ChatStreamPart>(part);
-            // Waits here while a slow client's socket is full: the run's channel fills and the agent waits.
-            await body.FlushAsync(aborted);
-            if (!await parts.WaitToReadAsync(aborted)) yield break;
+            if (!parts.TryRead(out var part)) return ValueTask.FromResult(false);
+            Current = new SseItem<ChatStreamPart>(part);
+            return ValueTask.FromResult(true);
         }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     /// <summary>A write-only stream that appends to the response pipe without flushing it; the reader above flushes.</summary>

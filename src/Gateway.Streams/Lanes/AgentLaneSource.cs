@@ -24,13 +24,38 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
         return new LogicAndMaterializedValue<Control>(logic, logic.Controls);
     }
 
-    /// <summary>Thread-safe entries into the stage (async callbacks; they queue until the stage runs).</summary>
-    internal sealed record Control(Action<AnswerRun> Start, Action<(AnswerRun Run, Exception Cause)> Abort, Action<AnswerRun> Cancel, Action Shutdown);
+    /// <summary>
+    /// Thread-safe entries into the stage. They share one async callback (they queue until the stage
+    /// runs): each callback costs a lane a few hundred bytes for its whole life, and a lane lives as
+    /// long as its longest stream.
+    /// </summary>
+    internal sealed class Control(Action<object> signal)
+    {
+        public void Start(AnswerRun run) => signal(run);
+
+        public void Abort(AnswerRun run, Exception cause) => signal(new Aborted(run, cause));
+
+        public void Cancel(AnswerRun run) => signal(new Cancelled(run));
+
+        public void Shutdown() => signal(ShutdownSignal.Instance);
+    }
+
+    private sealed record Aborted(AnswerRun Run, Exception Cause);
+
+    private sealed record Cancelled(AnswerRun Run);
+
+    private sealed record ShutdownSignal
+    {
+        public static ShutdownSignal Instance { get; } = new();
+    }
+
+    /// <summary>A step of the agent that had to be waited for, and how it ended.</summary>
+    private sealed record Moved(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, bool HasEvent, Exception? Failure);
 
     private sealed class Logic : OutGraphStageLogic
     {
         private readonly Outlet<AgentEvent> _out;
-        private readonly Action<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, bool HasEvent, Exception? Failure)> _moved;
+        private readonly Action<object> _signal;
         private AnswerRun? _run;
         private IAsyncEnumerator<AgentEvent>? _events;
         private CancellationTokenSource? _cancellation;
@@ -38,20 +63,41 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
         // What to push next without asking the agent: the start marker, or a run's last event.
         private readonly Queue<AgentEvent> _next = new(2);
 
-        public Logic(AgentLaneSource stage) : base(stage.Shape)
+        // Port counts rather than the shape: the shape constructor formats the shape into a log source
+        // string, which every lane would keep.
+        public Logic(AgentLaneSource stage) : base(inCount: 0, outCount: 1)
         {
             _out = stage._out;
-            _moved = GetAsyncCallback<(AnswerRun Run, IAsyncEnumerator<AgentEvent> Events, bool HasEvent, Exception? Failure)>(
-                moved => OnMoved(moved.Run, moved.Events, moved.HasEvent, moved.Failure));
-            Controls = new Control(
-                GetAsyncCallback<AnswerRun>(OnStart),
-                GetAsyncCallback<(AnswerRun Run, Exception Cause)>(abort => End(abort.Run, new AgentFault(abort.Cause))),
-                GetAsyncCallback<AnswerRun>(run => End(run, AgentCancelled.Instance)),
-                GetAsyncCallback(CompleteStage));
+            _signal = GetAsyncCallback<object>(OnSignal);
+            Controls = new Control(_signal);
             SetHandler(_out, this);
         }
 
         public Control Controls { get; }
+
+        protected override object LogSource => nameof(AgentLaneSource);
+
+        private void OnSignal(object signal)
+        {
+            switch (signal)
+            {
+                case Moved moved:
+                    OnMoved(moved.Run, moved.Events, moved.HasEvent, moved.Failure);
+                    break;
+                case AnswerRun run:
+                    OnStart(run);
+                    break;
+                case Aborted aborted:
+                    End(aborted.Run, new AgentFault(aborted.Cause));
+                    break;
+                case Cancelled cancelled:
+                    End(cancelled.Run, AgentCancelled.Instance);
+                    break;
+                case ShutdownSignal:
+                    CompleteStage();
+                    break;
+            }
+        }
 
         public override void OnPull()
         {
@@ -124,7 +170,7 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
             {
                 failure = ex;
             }
-            _moved((run, events, hasEvent, failure));
+            _signal(new Moved(run, events, hasEvent, failure));
         }
 
         private void OnMoved(AnswerRun run, IAsyncEnumerator<AgentEvent> events, bool hasEvent, Exception? failure)

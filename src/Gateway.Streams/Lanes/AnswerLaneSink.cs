@@ -25,30 +25,46 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
         return new LogicAndMaterializedValue<Control>(logic, logic.Controls);
     }
 
-    /// <param name="Cancel">The reader left: stop waiting for it and drop the rest of its run.</param>
-    /// <param name="Stopped">Completes when the lane has stopped (shut down, or broken by a bug).</param>
-    internal sealed record Control(Action<AnswerRun> Cancel, Task Stopped);
+    /// <summary>Thread-safe entries into the stage; they share its one async callback (see <see cref="AgentLaneSource.Control"/>).</summary>
+    internal sealed class Control(Action<object> signal, Task stopped)
+    {
+        /// <summary>The reader left: stop waiting for it and drop the rest of its run.</summary>
+        public void Cancel(AnswerRun run) => signal(new Cancelled(run));
+
+        /// <summary>Completes when the lane has stopped (shut down, or broken by a bug).</summary>
+        public Task Stopped { get; } = stopped;
+    }
+
+    private sealed record Cancelled(AnswerRun Run);
 
     private sealed class Logic : InGraphStageLogic
     {
         private readonly Inlet<ChatStreamPart> _in;
         private readonly RunLanes _pool;
-        private readonly Action<AnswerRun> _writable;
+        // One async callback for both signals: a run's end has room again (the run), or its reader left.
+        private readonly Action<object> _signal;
         private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private AnswerRun? _run;
         private bool _dropping;
         private ChatStreamPart? _pending;
 
-        public Logic(AnswerLaneSink stage) : base(stage.Shape)
+        // Port counts rather than the shape: the shape constructor formats a log source string every lane would keep.
+        public Logic(AnswerLaneSink stage) : base(inCount: 1, outCount: 0)
         {
             _in = stage._in;
             _pool = stage._pool;
-            _writable = GetAsyncCallback<AnswerRun>(OnWritable);
-            Controls = new Control(GetAsyncCallback<AnswerRun>(OnCancel), _stopped.Task);
+            _signal = GetAsyncCallback<object>(signal =>
+            {
+                if (signal is Cancelled cancelled) OnCancel(cancelled.Run);
+                else OnWritable((AnswerRun)signal);
+            });
+            Controls = new Control(_signal, _stopped.Task);
             SetHandler(_in, this);
         }
 
         public Control Controls { get; }
+
+        protected override object LogSource => nameof(AnswerLaneSink);
 
         public override void PreStart() => Pull(_in);
 
@@ -112,7 +128,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
             {
                 // As above.
             }
-            _writable(run);
+            _signal(run);
         }
 
         private void OnWritable(AnswerRun run)

@@ -125,7 +125,7 @@ internal sealed class Lane(AgentLaneSource.Control agent, AnswerLaneSink.Control
 
     public bool Stopped => Answer.Stopped.IsCompleted;
 
-    public void Abort(AnswerRun run, Exception cause) => Agent.Abort((run, cause));
+    public void Abort(AnswerRun run, Exception cause) => Agent.Abort(run, cause);
 
     public void Cancel(AnswerRun run)
     {

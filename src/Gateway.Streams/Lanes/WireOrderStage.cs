@@ -45,7 +45,10 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
         private bool _roleDue;
         private TokenUsage? _usage;
 
-        public Logic(WireOrderStage stage) : base(stage.Shape)
+        protected override object LogSource => nameof(WireOrderStage);
+
+        // Port counts rather than the shape: the shape constructor formats a log source string every lane would keep.
+        public Logic(WireOrderStage stage) : base(inCount: 1, outCount: 1)
         {
             _in = stage._in;
             _out = stage._out;

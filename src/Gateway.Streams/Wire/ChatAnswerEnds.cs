@@ -18,40 +18,32 @@ public static class ChatAnswerEnds
     public static string FormatEvent(ChatAnswerHeader header, ChatStreamPart part)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using var json = NewEventWriter(buffer);
-        WriteEvent(json, buffer, header, part);
+        WriteEvent(buffer, header, part);
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    /// <summary>A JSON writer for <see cref="WriteEvent"/>, reusable across the events of one answer.</summary>
-    public static Utf8JsonWriter NewEventWriter(IBufferWriter<byte> output) => new(output, EventWriterOptions);
-
     /// <summary>
-    /// Writes the data of the part's <c>data:</c> event (compact JSON, or <c>[DONE]</c>) as UTF-8 straight
-    /// into <paramref name="output"/>: no string per event, and one writer for a whole answer.
+    /// Writes the data of the part's <c>data:</c> event (compact JSON, or <c>[DONE]</c>) as UTF-8 into
+    /// <paramref name="output"/>, with no string per event (<see cref="WireJson.Write"/>).
     /// </summary>
-    public static void WriteEvent(Utf8JsonWriter json, IBufferWriter<byte> output, ChatAnswerHeader header, ChatStreamPart part)
+    public static void WriteEvent(IBufferWriter<byte> output, ChatAnswerHeader header, ChatStreamPart part)
     {
-        if (part is DonePart)
-        {
-            output.Write("[DONE]"u8);
-            return;
-        }
-        json.Reset(output);
         switch (part)
         {
+            case DonePart:
+                output.Write("[DONE]"u8);
+                break;
             case UsagePart usage:
-                JsonSerializer.Serialize(json, new ChatCompletionChunk(header.Id, header.Created, header.Model, [], ChatUsage.From(usage.Usage)),
+                WireJson.Write(output, new ChatCompletionChunk(header.Id, header.Created, header.Model, [], ChatUsage.From(usage.Usage)),
                     WireJson.Context.ChatCompletionChunk);
                 break;
             case ErrorPart error:
-                JsonSerializer.Serialize(json, ErrorEnvelope.From(error.Error), WireJson.Context.ErrorEnvelope);
+                WireJson.Write(output, ErrorEnvelope.From(error.Error), WireJson.Context.ErrorEnvelope);
                 break;
             default:
-                JsonSerializer.Serialize(json, Chunk(header, part), WireJson.Context.ChatCompletionChunk);
+                WireJson.Write(output, Chunk(header, part), WireJson.Context.ChatCompletionChunk);
                 break;
         }
-        json.Flush();
     }
 
     private static ChatCompletionChunk Chunk(ChatAnswerHeader header, ChatStreamPart part)
@@ -68,9 +60,6 @@ public static class ChatAnswerEnds
         };
         return new ChatCompletionChunk(header.Id, header.Created, header.Model, [new ChatChunkChoice(0, delta, finishReason)]);
     }
-
-    // The same escaping as WireJson: non-ASCII text goes out as UTF-8, as OpenAI sends it.
-    private static readonly JsonWriterOptions EventWriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>
     /// Folds one run's parts into one <c>chat.completion</c>, or the error the run ended with; the answer

@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace Gateway.Streams.Wire;
 
@@ -117,4 +119,51 @@ public static class WireJson
 {
     public static WireJsonContext Context { get; } =
         new(new JsonSerializerOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
+    // A thread's buffer outgrowing this is given up after use rather than kept for the thread's life.
+    private const int MaxKeptScratchBytes = 64 * 1024;
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_scratch;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    /// <summary>
+    /// Serializes <paramref name="value"/> with <see cref="Context"/>'s options and appends the UTF-8 JSON
+    /// to <paramref name="output"/> (see <see cref="SerializeToThreadBuffer"/>).
+    /// </summary>
+    public static void Write<T>(IBufferWriter<byte> output, T value, JsonTypeInfo<T> typeInfo) =>
+        output.Write(SerializeToThreadBuffer(value, typeInfo));
+
+    /// <summary>
+    /// Serializes <paramref name="value"/> with <see cref="Context"/>'s options into a buffer this thread
+    /// reuses call after call: the span is valid until the thread's next call, so copy it before any await.
+    /// Why not a writer on the destination: a <see cref="Utf8JsonWriter"/> asks its output for 4 KB at a
+    /// time, which an SSE answer's buffers then keep for as long as the stream is open; and a writer and
+    /// buffer per answer cost allocations per request.
+    /// </summary>
+    public static ReadOnlySpan<byte> SerializeToThreadBuffer<T>(T value, JsonTypeInfo<T> typeInfo)
+    {
+        var scratch = t_scratch ??= new ArrayBufferWriter<byte>(1024);
+        var writer = t_writer ??= new Utf8JsonWriter(scratch, new JsonWriterOptions { Encoder = Context.Options.Encoder });
+        scratch.ResetWrittenCount();
+        writer.Reset(scratch);
+        try
+        {
+            JsonSerializer.Serialize(writer, value, typeInfo);
+            writer.Flush();
+        }
+        catch
+        {
+            DropScratch();
+            throw;
+        }
+        // A big answer's buffer is handed out once more, then let go rather than kept for the thread's life.
+        if (scratch.Capacity > MaxKeptScratchBytes) DropScratch();
+        return scratch.WrittenSpan;
+    }
+
+    private static void DropScratch()
+    {
+        t_scratch = null;
+        t_writer = null;
+    }
 }

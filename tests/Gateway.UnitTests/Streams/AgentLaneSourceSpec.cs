@@ -113,7 +113,7 @@ public sealed class AgentLaneSourceSpec(ITestOutputHelper output) : Akka.TestKit
         var second = new ScriptedAgent();
         var secondRun = NewRun(second.Events);
         control.Start(secondRun);
-        control.Abort((firstRun, new InvalidOperationException("late")));
+        control.Abort(firstRun, new InvalidOperationException("late"));
         control.Cancel(firstRun);
         await reader.RequestAsync(2);
 
@@ -134,7 +134,7 @@ public sealed class AgentLaneSourceSpec(ITestOutputHelper output) : Akka.TestKit
 
         // No demand yet: the start marker has to wait, and so does the end.
         control.Start(run);
-        control.Abort((run, cause));
+        control.Abort(run, cause);
         await reader.EnsureSubscriptionAsync();
         await reader.ExpectNoMsgAsync(Quiet);
         await reader.RequestAsync(10);

@@ -91,16 +91,14 @@ public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.
     }
 
     [Fact]
-    public async Task Server_sent_events_are_plain_data_events_one_per_part_from_one_json_writer()
+    public async Task Server_sent_events_are_plain_data_events_one_per_part()
     {
         ChatStreamPart[] parts = [RolePart.Instance, new ContentPart("Grüße <b>&"), new FinishPart(FinishReasons.Stop), DonePart.Instance];
 
-        // Framed the way the gateway's SSE writer frames them: .NET's formatter, no "event:" line, and
-        // one JSON writer reused for every event of the answer.
+        // Framed the way the gateway's SSE writer frames them: .NET's formatter, no "event:" line.
         using var wire = new MemoryStream();
-        Utf8JsonWriter? json = null;
         await SseFormatter.WriteAsync(parts.Select(part => new SseItem<ChatStreamPart>(part)).ToAsyncEnumerable(), wire,
-            (item, output) => ChatAnswerEnds.WriteEvent(json ??= ChatAnswerEnds.NewEventWriter(output), output, Header, item.Data));
+            (item, output) => ChatAnswerEnds.WriteEvent(output, Header, item.Data));
 
         var text = Encoding.UTF8.GetString(wire.ToArray());
         Assert.Equal(string.Concat(parts.Select(part => $"data: {ChatAnswerEnds.FormatEvent(Header, part)}\n\n")), text);

@@ -1,0 +1,84 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Dispatch;
+using Akka.Dispatch.MessageQueues;
+
+namespace Gateway.Actors;
+
+/// <summary>
+/// The mailbox of sessions, runs and lanes: unbounded like Akka's default, but it holds no memory
+/// while empty. The default queue (a ConcurrentQueue) keeps a 32-slot segment of about a kilobyte for
+/// the actor's whole life; these actors spend most of their lives waiting (an idle session, a stream
+/// waiting for its model), and a gateway holds many of them. Senders take a short lock; each of these
+/// actors gets a handful of messages at a time, so there is no contention to speak of.
+/// </summary>
+public sealed class LeanMailbox : MailboxType, IProducesMessageQueue<LeanMailbox.Queue>
+{
+    /// <summary>Where the mailbox is configured (see <see cref="Hocon"/>).</summary>
+    public const string ConfigPath = "gateway.lean-mailbox";
+
+    /// <summary>
+    /// The dispatcher lanes run on: Akka's default one (the .NET thread pool) with this mailbox. A
+    /// materializer names a dispatcher, not a mailbox, for the actors it starts.
+    /// </summary>
+    public const string LaneDispatcherPath = "gateway.lane-dispatcher";
+
+    private static string MailboxTypeName => $"{typeof(LeanMailbox).FullName}, {typeof(LeanMailbox).Assembly.GetName().Name}";
+
+    /// <summary>The config that <see cref="ConfigPath"/> and <see cref="LaneDispatcherPath"/> name; the actor system needs it.</summary>
+    public static readonly string Hocon = $$"""
+        {{ConfigPath}} { mailbox-type = "{{MailboxTypeName}}" }
+        {{LaneDispatcherPath}} {
+          type = Dispatcher
+          executor = default-executor
+          throughput = 30
+          mailbox-type = "{{MailboxTypeName}}"
+        }
+        """;
+
+    public LeanMailbox(Settings settings, Config config) : base(settings, config)
+    {
+    }
+
+    public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new Queue();
+
+    /// <summary>A locked <see cref="Queue{T}"/>, made on the first message and dropped when drained.</summary>
+    public sealed class Queue : IMessageQueue, IUnboundedMessageQueueSemantics
+    {
+        // Locks on itself: a lock object of its own would cost every idle actor another 24 bytes.
+        private Queue<Envelope>? _envelopes;
+        private volatile int _count;
+
+        public bool HasMessages => _count > 0;
+
+        public int Count => _count;
+
+        public void Enqueue(IActorRef receiver, Envelope envelope)
+        {
+            lock (this)
+            {
+                (_envelopes ??= new Queue<Envelope>(4)).Enqueue(envelope);
+                _count++;
+            }
+        }
+
+        public bool TryDequeue(out Envelope envelope)
+        {
+            lock (this)
+            {
+                if (_envelopes is null || !_envelopes.TryDequeue(out envelope))
+                {
+                    envelope = default;
+                    return false;
+                }
+                if (--_count == 0) _envelopes = null;
+                return true;
+            }
+        }
+
+        public void CleanUp(IActorRef owner, IMessageQueue deadletters)
+        {
+            while (TryDequeue(out var envelope)) deadletters.Enqueue(owner, envelope);
+        }
+    }
+}
