@@ -39,11 +39,12 @@ public static class GatewayActorsSetup
             // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
             var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
             // One Props for every session: each would otherwise carry its own Props, producer and deploy.
-            var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots).WithMailbox(LeanMailbox.ConfigPath);
+            var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, LeanMailbox.ConfigPath);
+            var statelessProps = StatelessSessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, LeanMailbox.ConfigPath);
             var router = system.ActorOf(
                 SessionRouterActor.Props(
-                    _ => sessionProps,
-                    SessionKeyExtractor.Instance,
+                    id => SessionKeyExtractor.IsStatelessEntity(id) ? statelessProps : sessionProps,
+                    new SessionKeyExtractor(sessionSettings.StatelessSessions),
                     sessionSettings.MaxBufferedPerPassivatingSession,
                     sessionSettings.PassivateAfter),
                 "sessions");
@@ -63,6 +64,7 @@ public static class GatewayActorsSetup
             StreamBuffer = section.GetInt("stream-buffer", defaults.StreamBuffer),
             MaxBufferedPerPassivatingSession = section.GetInt("passivation-buffer", defaults.MaxBufferedPerPassivatingSession),
             MaxIdleLanes = section.GetInt("max-idle-lanes", defaults.MaxIdleLanes),
+            StatelessSessions = section.GetInt("stateless-sessions", defaults.StatelessSessions),
         };
     }
 }

@@ -8,60 +8,68 @@ using Gateway.Streams.Wire;
 namespace Gateway.Actors.Sessions;
 
 /// <summary>
-/// One agent turn, as a child of its session. It materializes the run's graph, replies to the
-/// waiting client (the stream's reading end at once, or the folded answer at the end), and reports
-/// the outcome to its session. Two switches end a run: the agent switch ends it in-band (the client
-/// reads an error event, then [DONE]; used for timeouts and crashes); the reader switch tears the
-/// whole graph down (used when the client has left). It is stopped, never restarted: half a stream
-/// cannot be replayed.
+/// Runs agent turns for its session, one at a time, as the session's supervised child: each
+/// <see cref="RunTurn"/> starts the run on a lane (<see cref="RunLanes"/>), which hands the client its
+/// answer (the stream's reading end at once, or the folded answer at the end) and this actor the
+/// outcome, which it reports to its session (<see cref="RunFinished"/>). A run ends in-band when it
+/// times out or this actor stops under it (the client reads an error event, then [DONE]), and is torn
+/// down when its client leaves (<see cref="CancelRun"/>). A run that crashes stops this actor (never
+/// restarted: half a stream cannot be replayed) and its session fails that client only
+/// (<see cref="RunStopped"/>). A session may send it the next turn once it has reported the last one:
+/// stateless sessions keep a few idle to save an actor's start and stop per request.
 /// </summary>
-public sealed class AgentRunActor : UntypedActor, IWithTimers
+public sealed class AgentRunActor : UntypedActor
 {
-    private const string TimeoutTimer = "run-timeout";
-
-    private readonly StartTurn _turn;
-    private readonly IReadOnlyList<ConversationEntry> _history;
-    private readonly string? _instructions;
-    private readonly IAgentRuntime _runtime;
-    private readonly IActorRef _replyTo;
     private readonly SessionSettings _settings;
     private readonly RunLanes _lanes;
     private readonly GatewayMetrics _metrics;
     private ILoggingAdapter? _log;
+    // The turn in progress, its run on the lane, and its time limit; all null between turns.
+    private RunTurn? _current;
     private AnswerRun? _run;
+    // The scheduler's own cancelable rather than the actor's timers: the timer scheduler would make a
+    // dictionary and timer entries for every turn.
+    private ICancelable? _timeout;
     private bool _cancelled;
-    private bool _finished;
 
-    public AgentRunActor(StartTurn turn, IReadOnlyList<ConversationEntry> history, string? instructions, IAgentRuntime runtime,
-        IActorRef replyTo, SessionSettings settings, RunLanes lanes, GatewayMetrics metrics)
+    public AgentRunActor(SessionSettings settings, RunLanes lanes, GatewayMetrics metrics)
     {
-        _turn = turn;
-        _history = history;
-        _instructions = instructions;
-        _runtime = runtime;
-        _replyTo = replyTo;
         _settings = settings;
         _lanes = lanes;
         _metrics = metrics;
     }
 
+    /// <summary>One Props serves every run of a session kind (a producer: an expression's arguments are evaluated by reflection).</summary>
+    /// <param name="mailbox">The mailbox (config path) runs get; null: Akka's default.</param>
+    public static Props Props(SessionSettings settings, RunLanes lanes, GatewayMetrics metrics, string? mailbox = null)
+    {
+        var props = Akka.Actor.Props.CreateBy(new Producer(settings, lanes, metrics));
+        return mailbox is null ? props : props.WithMailbox(mailbox);
+    }
+
     private ILoggingAdapter Log => _log ??= Context.GetLogger();
 
-    // An untyped actor with one switch: a run starts per request, and a ReceiveActor builds its
-    // handler tables per instance.
+    // An untyped actor with one switch: a ReceiveActor builds its handler tables per instance.
     protected override void OnReceive(object message)
     {
         switch (message)
         {
+            case RunTurn start:
+                Start(start);
+                break;
             case TurnOutcome outcome:
                 OnOutcome(outcome);
                 break;
-            case CancelRun:
-                Cancel();
+            case CancelRun cancel when cancel.TurnId == _current?.Turn.TurnId:
+                _cancelled = true;
+                _run?.Cancel();
                 break;
-            case RunTimedOut:
-                Log.Warning("Run {0} in session {1} timed out after {2}", _turn.TurnId, _turn.SessionKey, _settings.RunTimeout);
+            case RunTimedOut timedOut when timedOut.TurnId == _current?.Turn.TurnId:
+                Log.Warning("Run {0} in session {1} timed out after {2}", timedOut.TurnId, _current.Turn.SessionKey, _settings.RunTimeout);
                 _run?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
+                break;
+            case CancelRun or RunTimedOut:
+                // Meant for a turn this actor ran before: it has ended already.
                 break;
             default:
                 Unhandled(message);
@@ -69,108 +77,110 @@ public sealed class AgentRunActor : UntypedActor, IWithTimers
         }
     }
 
-    public ITimerScheduler Timers { get; set; } = null!;
-
-    public static Props Props(StartTurn turn, IReadOnlyList<ConversationEntry> history, string? instructions, IAgentRuntime runtime,
-        IActorRef replyTo, SessionSettings settings, RunLanes lanes, GatewayMetrics metrics) =>
-        // A producer, not an expression: a run starts per request, and an expression's arguments are evaluated by reflection.
-        Akka.Actor.Props.CreateBy(new Producer(() => new AgentRunActor(turn, history, instructions, runtime, replyTo, settings, lanes, metrics)));
-
-    protected override void PreStart()
+    private void Start(RunTurn start)
     {
+        if (_current is not null) throw new InvalidOperationException($"Run {_current.Turn.TurnId} is still in progress.");
+        _current = start;
+        _cancelled = false;
         _metrics.RunStarted();
         try
         {
-            StartRun();
+            StartRun(start);
         }
         catch
         {
-            // Akka never calls PostStop on an actor whose PreStart threw, so undo here what PostStop would;
-            // the session's supervisor then stops this run and fails its client.
+            // The session's supervisor stops this actor; PostStop tells the session, which fails the client.
             _metrics.RunFailed();
-            PostStop();
             throw;
         }
     }
 
-    private void StartRun()
+    private void StartRun(RunTurn start)
     {
-        var agentTurn = new AgentTurn(_turn.Agent, _turn.SessionKey, _turn.Input, _history, _instructions);
-        var source = _runtime.Run(agentTurn);
+        var turn = start.Turn;
+        var agentTurn = new AgentTurn(turn.Agent, turn.SessionKey, turn.Input, start.History, start.Instructions);
+        var source = start.Runtime.Run(agentTurn);
         var promptEstimate = TokenEstimator.Estimate(agentTurn.PromptCharacters);
 
-        if (_turn.Mode == AnswerMode.Stream)
+        // The lane tells the client its answer and this actor the outcome straight from the lane's thread:
+        // the answer does not depend on this actor staying alive, and no thread pool hop sits in between.
+        var listener = new Listener(Self, start.ReplyTo);
+        if (turn.Mode == AnswerMode.Stream)
         {
-            var run = _lanes.StartStreaming(source, _turn.Header, _turn.IncludeUsage, promptEstimate, _settings.StreamBuffer, _metrics.AgentOutput);
+            var run = _lanes.StartStreaming(source, turn.Header, turn.IncludeUsage, promptEstimate, _settings.StreamBuffer,
+                _metrics.AgentOutput, listener);
             _run = run;
-            _replyTo.Tell(new TurnStreaming(new AnswerStream(run)));
+            start.ReplyTo.Tell(new TurnStreaming(new AnswerStream(run)));
         }
         else
         {
-            var run = _lanes.StartCompletion(source, _turn.Header, promptEstimate, _metrics.AgentOutput);
-            _run = run;
-            // Piped straight to the client: the answer does not depend on this actor staying alive.
-            run.Answer.PipeTo(_replyTo, success: answer => new TurnCompleted(answer), failure: ex => new Status.Failure(ex));
+            _run = _lanes.StartCompletion(source, turn.Header, promptEstimate, _metrics.AgentOutput, listener);
         }
-        _run.Outcome.PipeTo(Self);
-        Timers.StartSingleTimer(TimeoutTimer, RunTimedOut.Instance, _settings.RunTimeout);
+        _timeout = Context.System.Scheduler.ScheduleTellOnceCancelable(_settings.RunTimeout, Self, new RunTimedOut(turn.TurnId),
+            ActorRefs.NoSender);
     }
 
     protected override void PostStop()
     {
+        _timeout?.Cancel();
+        if (_current is not { } unfinished) return;
         _metrics.RunStopped();
-        if (_finished) return;
         // The session does not watch its runs: a run that stops unfinished (a crash) tells it so.
-        Context.Parent.Tell(new RunStopped(_turn.TurnId), ActorRefs.NoSender);
+        Context.Parent.Tell(new RunStopped(unfinished.Turn.TurnId), ActorRefs.NoSender);
         // Stopped before the graph ended (a crash, or the session stopping): end the graph in-band so a
         // reading client still gets an error event and [DONE]; the reader end is the client's to drop.
         _run?.Abort(new AgentRunException(ChatError.Internal));
     }
 
-    private void Cancel()
-    {
-        _cancelled = true;
-        _run?.Cancel();
-    }
-
     private void OnOutcome(TurnOutcome outcome)
     {
-        _finished = true;
-        Timers.CancelAll();
+        if (_current is not { } finished) return;
+        _timeout?.Cancel();
+        _timeout = null;
+        _current = null;
+        _run = null;
+        _metrics.RunStopped();
         if (outcome.Error?.Cause is { } cause and not OperationCanceledException)
         {
             _metrics.RunFailed();
-            Log.Error(cause, "Run {0} in session {1} failed", _turn.TurnId, _turn.SessionKey);
+            Log.Error(cause, "Run {0} in session {1} failed", finished.Turn.TurnId, finished.Turn.SessionKey);
         }
         var reported = _cancelled && !outcome.Cancelled ? outcome with { Cancelled = true } : outcome;
-        // No sender: an idle session would otherwise keep this (stopped) run's cell reachable, as the
-        // sender of the last message it processed, for as long as the session lives.
-        Context.Parent.Tell(new RunFinished(_turn.TurnId, reported), ActorRefs.NoSender);
+        // No sender: an idle session would otherwise keep this run's cell reachable, as the sender of
+        // the last message it processed, for as long as the session lives.
+        Context.Parent.Tell(new RunFinished(finished.Turn.TurnId, reported), ActorRefs.NoSender);
     }
 
-    private sealed record RunTimedOut
+    private sealed class Listener(IActorRef run, IActorRef client) : IRunListener
     {
-        public static RunTimedOut Instance { get; } = new();
+        public void OnAnswer(ChatAnswer answer) => client.Tell(new TurnCompleted(answer));
+
+        public void OnAnswerFailed(Exception failure) => client.Tell(new Status.Failure(failure));
+
+        public void OnOutcome(TurnOutcome outcome) => run.Tell(outcome);
     }
+
+    private sealed record RunTimedOut(string TurnId);
 }
 
 /// <summary>Makes a <see cref="AgentRunActor"/> with a plain constructor call.</summary>
-file sealed class Producer(Func<ActorBase> create) : IIndirectActorProducer
+file sealed class Producer(SessionSettings settings, RunLanes lanes, GatewayMetrics metrics) : IIndirectActorProducer
 {
     public Type ActorType => typeof(AgentRunActor);
 
-    public ActorBase Produce() => create();
+    public ActorBase Produce() => new AgentRunActor(settings, lanes, metrics);
 
     public void Release(ActorBase actor)
     {
     }
 }
 
+/// <summary>A session hands its run actor the next turn, with what the agent needs to run it.</summary>
+internal sealed record RunTurn(StartTurn Turn, IReadOnlyList<ConversationEntry> History, string? Instructions, IAgentRuntime Runtime,
+    IActorRef ReplyTo);
+
 /// <summary>The session asks its run to stop because the client left.</summary>
-internal sealed record CancelRun
-{
-    public static CancelRun Instance { get; } = new();
-}
+internal sealed record CancelRun(string TurnId);
 
 /// <summary>A run tells its session how the turn ended.</summary>
 internal sealed record RunFinished(string TurnId, TurnOutcome Outcome);

@@ -20,7 +20,8 @@ public sealed class SessionActor : UntypedActor
     private string _sessionKey = "";
     private readonly SessionSettings _settings;
     private readonly IAgentRuntimeResolver _runtimes;
-    private readonly RunLanes _lanes;
+    // Every run of every session is made from this one Props.
+    private readonly Props _runProps;
     private readonly GatewayMetrics _metrics;
     // Null when runs across sessions are not capped (agents.defaults.maxConcurrent unset).
     private readonly IActorRef? _runSlots;
@@ -38,11 +39,11 @@ public sealed class SessionActor : UntypedActor
     private long _runCounter;
 
     public SessionActor(SessionSettings settings, IAgentRuntimeResolver runtimes,
-        RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots = null)
+        Props runProps, GatewayMetrics metrics, IActorRef? runSlots = null)
     {
         _settings = settings;
         _runtimes = runtimes;
-        _lanes = lanes;
+        _runProps = runProps;
         _metrics = metrics;
         _runSlots = runSlots;
     }
@@ -53,16 +54,20 @@ public sealed class SessionActor : UntypedActor
     /// and an expression's arguments are evaluated by reflection.
     /// </summary>
     /// <param name="runSlots">A <see cref="RunSlotsActor"/> to ask before each run; null: runs are not capped.</param>
+    /// <param name="mailbox">The mailbox (config path) of the sessions and their runs; null: Akka's default.</param>
     public static Props Props(SessionSettings settings, IAgentRuntimeResolver runtimes,
-        RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots = null) =>
-        Akka.Actor.Props.CreateBy(new Producer(settings, runtimes, lanes, metrics, runSlots));
+        RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots = null, string? mailbox = null)
+    {
+        var props = Akka.Actor.Props.CreateBy(new Producer(settings, runtimes, AgentRunActor.Props(settings, lanes, metrics, mailbox), metrics, runSlots));
+        return mailbox is null ? props : props.WithMailbox(mailbox);
+    }
 
     private bool IsIdle => _current is null && (_waiting is null || _waiting.Count == 0);
 
     private ILoggingAdapter Log => _log ??= Context.GetLogger();
 
     /// <summary>A run is stopped, never restarted: half a stream cannot be replayed.</summary>
-    private static readonly SupervisorStrategy StopFailedRuns = new OneForOneStrategy(Decider.From(Directive.Stop));
+    internal static readonly SupervisorStrategy StopFailedRuns = new OneForOneStrategy(Decider.From(Directive.Stop));
 
     protected override SupervisorStrategy SupervisorStrategy() => StopFailedRuns;
 
@@ -135,7 +140,7 @@ public sealed class SessionActor : UntypedActor
         {
             if (current.Run is not null)
             {
-                current.Run.Tell(CancelRun.Instance);
+                current.Run.Tell(new CancelRun(leave.TurnId));
                 return;
             }
             // Still waiting for a run slot: withdraw the request.
@@ -210,13 +215,26 @@ public sealed class SessionActor : UntypedActor
 
     private void StartRun(StartTurn turn, IActorRef replyTo)
     {
-        var runtime = _runtimes.Resolve(turn.Agent);
-        var instructions = InstructionsFor(turn.Agent);
-        var run = Context.ActorOf(
-            // A run lives as long as its answer streams: it gets its session's mailbox (the lean one, in the gateway).
-            AgentRunActor.Props(turn, _history.ToArray(), instructions, runtime, replyTo, _settings, _lanes, _metrics)
-                .WithMailbox(Context.Props.Mailbox),
-            $"run-{++_runCounter}");
+        IAgentRuntime runtime;
+        string? instructions;
+        try
+        {
+            runtime = _runtimes.Resolve(turn.Agent);
+            instructions = InstructionsFor(turn.Agent);
+        }
+        catch (Exception ex)
+        {
+            // This turn's failure alone (say, an unreadable workspace file): the session and its memory go on.
+            Log.Error(ex, "Run {0} in session {1} could not start", turn.TurnId, _sessionKey);
+            replyTo.Tell(new Status.Failure(new AgentRunException(ChatError.Internal)));
+            _runSlots?.Tell(new ReleaseRunSlot(turn.TurnId));
+            _current = null;
+            StartNextOrIdle();
+            return;
+        }
+        // A run actor per turn, stopped after it: an idle session keeps no run actor.
+        var run = Context.ActorOf(_runProps, $"run-{++_runCounter}");
+        run.Tell(new RunTurn(turn, _history.ToArray(), instructions, runtime, replyTo));
         // Not watched: a run that stops before it finished says so itself (RunStopped), and a watch would
         // leave its bookkeeping behind in every session that ever ran a turn.
         _current = (turn, replyTo, run);
@@ -248,11 +266,11 @@ public sealed class SessionActor : UntypedActor
 
 /// <summary>Makes a <see cref="SessionActor"/> with a plain constructor call.</summary>
 file sealed class Producer(SessionSettings settings, IAgentRuntimeResolver runtimes,
-    RunLanes lanes, GatewayMetrics metrics, IActorRef? runSlots) : IIndirectActorProducer
+    Props runProps, GatewayMetrics metrics, IActorRef? runSlots) : IIndirectActorProducer
 {
     public Type ActorType => typeof(SessionActor);
 
-    public ActorBase Produce() => new SessionActor(settings, runtimes, lanes, metrics, runSlots);
+    public ActorBase Produce() => new SessionActor(settings, runtimes, runProps, metrics, runSlots);
 
     public void Release(ActorBase actor)
     {

@@ -38,7 +38,8 @@ public sealed record StartTurn(
 public interface IForLiveSessionOnly : IWithSessionKey;
 
 /// <summary>The client of a turn left (disconnected, or gave up waiting): drop it if queued, cancel it if running.</summary>
-public sealed record LeaveTurn(string SessionKey, string TurnId) : IForLiveSessionOnly;
+/// <param name="Stateless">The turn's <see cref="StartTurn.Stateless"/>: it tells the router where the turn went.</param>
+public sealed record LeaveTurn(string SessionKey, string TurnId, bool Stateless = false) : IForLiveSessionOnly;
 
 /// <summary>A streamed answer: read its events; abandon it when the reader goes away early.</summary>
 public sealed record TurnStreaming(AnswerStream Answer);

@@ -9,6 +9,7 @@ namespace Gateway.Actors.Sessions;
 /// <param name="MaxBufferedPerPassivatingSession">Messages the router holds for a session while it stops.</param>
 /// <param name="MaxIdleLanes">Answer lanes (materialized run graphs) kept for the next runs when idle.</param>
 /// <param name="MaxConcurrentRuns">Runs across all sessions at once (<c>agents.defaults.maxConcurrent</c>); null: no cap.</param>
+/// <param name="StatelessSessions">Shared sessions stateless turns run in (<see cref="StatelessSessionActor"/>); 0: a session per stateless turn.</param>
 public sealed record SessionSettings(
     TimeSpan PassivateAfter,
     int MaxQueuedTurns,
@@ -17,13 +18,18 @@ public sealed record SessionSettings(
     int StreamBuffer,
     int MaxBufferedPerPassivatingSession,
     int MaxIdleLanes = 256,
-    int? MaxConcurrentRuns = null)
+    int? MaxConcurrentRuns = null,
+    int StatelessSessions = 0)
 {
+    /// <summary>Enough shared stateless sessions to keep every core busy starting runs.</summary>
+    public static int DefaultStatelessSessions => Math.Max(2, Environment.ProcessorCount);
+
     public static SessionSettings Default { get; } = new(
         PassivateAfter: TimeSpan.FromMinutes(30),
         MaxQueuedTurns: 64,
         MaxHistoryEntries: 200,
         RunTimeout: TimeSpan.FromSeconds(600),
         StreamBuffer: 16,
-        MaxBufferedPerPassivatingSession: 256);
+        MaxBufferedPerPassivatingSession: 256,
+        StatelessSessions: DefaultStatelessSessions);
 }

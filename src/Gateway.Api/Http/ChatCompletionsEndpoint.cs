@@ -56,7 +56,7 @@ public static class ChatCompletionsEndpoint
         }
         catch (Exception ex) when (ex is OperationCanceledException or AskTimeoutException)
         {
-            sessions.ActorRef.Tell(new LeaveTurn(turn.SessionKey, turn.TurnId));
+            sessions.ActorRef.Tell(new LeaveTurn(turn.SessionKey, turn.TurnId, turn.Stateless));
             if (aborted.IsCancellationRequested) return Results.Empty;
             return ApiErrors.Error(StatusCodes.Status504GatewayTimeout, "agent run timed out", "api_error", "timeout");
         }

@@ -13,14 +13,17 @@ public abstract class AnswerRun
     private readonly TaskCompletionSource<TurnOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private protected AnswerRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        Action<int>? onText)
+        Action<int>? onText, IRunListener? listener)
     {
         Agent = agent;
         Header = header;
         IncludeUsage = includeUsage;
         PromptTokenEstimate = promptTokenEstimate;
         OnText = onText;
+        Listener = listener;
     }
+
+    private protected IRunListener? Listener { get; }
 
     /// <summary>How the turn ended (reply text, usage, error, or cancelled); for the session's memory and logs.</summary>
     public Task<TurnOutcome> Outcome => _outcome.Task;
@@ -43,7 +46,10 @@ public abstract class AnswerRun
 
     internal Lane? Lane { get; set; }
 
-    internal void SetOutcome(TurnOutcome outcome) => _outcome.TrySetResult(outcome);
+    internal void SetOutcome(TurnOutcome outcome)
+    {
+        if (_outcome.TrySetResult(outcome)) Listener?.OnOutcome(outcome);
+    }
 
     /// <summary>Hands a part to the run's end; false when the end is full (call <see cref="RetryPending"/> once it has room).</summary>
     internal abstract bool TryDeliver(ChatStreamPart part);
@@ -65,8 +71,8 @@ public sealed class StreamingRun : AnswerRun
     private ChatStreamPart? _pending;
 
     internal StreamingRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        int channelCapacity, Action<int>? onText)
-        : base(agent, header, includeUsage, promptTokenEstimate, onText)
+        int channelCapacity, Action<int>? onText, IRunListener? listener = null)
+        : base(agent, header, includeUsage, promptTokenEstimate, onText, listener)
     {
         _parts = Channel.CreateBounded<ChatStreamPart>(new BoundedChannelOptions(channelCapacity)
         {
@@ -124,21 +130,39 @@ public sealed class CompletionRun : AnswerRun
     private readonly TaskCompletionSource<ChatAnswer> _answer = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ChatAnswerEnds.CompletionFold _fold;
 
-    internal CompletionRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate, Action<int>? onText)
-        : base(agent, header, includeUsage: true, promptTokenEstimate, onText) =>
+    internal CompletionRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate, Action<int>? onText,
+        IRunListener? listener = null)
+        : base(agent, header, includeUsage: true, promptTokenEstimate, onText, listener) =>
         _fold = new ChatAnswerEnds.CompletionFold(header);
 
     public Task<ChatAnswer> Answer => _answer.Task;
 
     internal override bool TryDeliver(ChatStreamPart part)
     {
-        if (_fold.Add(part) is { } answer) _answer.TrySetResult(answer);
+        if (_fold.Add(part) is { } answer && _answer.TrySetResult(answer)) Listener?.OnAnswer(answer);
         return true;
     }
 
     internal override void Close(Exception? failure)
     {
-        if (failure is null) _answer.TrySetCanceled();
-        else _answer.TrySetException(failure);
+        var failed = failure is null ? _answer.TrySetCanceled() : _answer.TrySetException(failure);
+        if (failed) Listener?.OnAnswerFailed(failure ?? new TaskCanceledException(_answer.Task));
     }
+}
+
+/// <summary>
+/// Told how a run ends, on the lane's own thread, as it happens: a listener only hands the news on
+/// (an actor's Tell) and never blocks. Awaiting <see cref="AnswerRun.Outcome"/> or
+/// <see cref="CompletionRun.Answer"/> gives the same news one thread pool hop later.
+/// </summary>
+public interface IRunListener
+{
+    /// <summary>A completion run's answer.</summary>
+    void OnAnswer(ChatAnswer answer);
+
+    /// <summary>A completion run ended without an answer: its lane broke (a failure) or its reader left (cancelled).</summary>
+    void OnAnswerFailed(Exception failure);
+
+    /// <summary>How the run ended (every run, once).</summary>
+    void OnOutcome(TurnOutcome outcome);
 }

@@ -44,19 +44,20 @@ public sealed class RunLanes
 
     /// <summary>Starts a streamed answer: SSE items in a channel of <paramref name="channelCapacity"/>, ending with [DONE].</summary>
     /// <param name="onText">Told the length of each text delta (a metric of what agents produce).</param>
+    /// <param name="listener">Told the run's outcome as it happens.</param>
     public StreamingRun StartStreaming(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage,
-        int promptTokenEstimate, int channelCapacity, Action<int>? onText = null)
+        int promptTokenEstimate, int channelCapacity, Action<int>? onText = null, IRunListener? listener = null)
     {
-        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, channelCapacity, onText);
+        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, channelCapacity, onText, listener);
         Assign(run);
         return run;
     }
 
     /// <summary>Starts a folded answer: one <c>chat.completion</c> (always with usage), or the run's error.</summary>
     public CompletionRun StartCompletion(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate,
-        Action<int>? onText = null)
+        Action<int>? onText = null, IRunListener? listener = null)
     {
-        var run = new CompletionRun(agent, header, promptTokenEstimate, onText);
+        var run = new CompletionRun(agent, header, promptTokenEstimate, onText, listener);
         Assign(run);
         return run;
     }

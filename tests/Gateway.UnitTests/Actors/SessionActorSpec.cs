@@ -61,6 +61,22 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
     }
 
     [Fact]
+    public async Task A_turn_whose_run_cannot_be_set_up_fails_alone_and_the_session_keeps_its_memory()
+    {
+        var router = Router(new PickyResolver(BuiltIn));
+
+        await AskForReplyAsync(router, Turn(AliceKey, "first"));
+        var client = CreateTestProbe();
+        router.Tell(Turn(AliceKey, "to the broken agent") with { Agent = PickyResolver.BrokenAgent }, client.Ref);
+
+        var error = Assert.IsType<AgentRunException>((await client.ExpectMsgAsync<Status.Failure>()).Cause);
+        Assert.Equal(ChatError.Internal, error.Error);
+        var next = await AskForReplyAsync(router, Turn(AliceKey, "hello again"));
+        Assert.Contains("This session holds 1 earlier turn(s); the last one said: \"first\".", next);
+        Assert.Equal(new SessionCount(1, 0), await SessionCountAsync(router));
+    }
+
+    [Fact]
     public async Task Crashing_run_fails_its_client_and_the_session_answers_the_next_turn()
     {
         var crashing = new TestRuntime(turn => turn.Input.Message == "crash"

@@ -29,6 +29,15 @@ public sealed class TestRuntime(Func<AgentTurn, IAsyncEnumerable<AgentEvent>> ru
     public IAgentRuntime Resolve(AgentDefinition agent) => this;
 }
 
+/// <summary>Resolves every agent to one runtime except <see cref="BrokenAgent"/>, for which it throws (as a misconfigured provider would).</summary>
+public sealed class PickyResolver(IAgentRuntime runtime) : IAgentRuntimeResolver
+{
+    public static AgentDefinition BrokenAgent { get; } = new("broken", null, BuiltInAgentSettings.Default);
+
+    public IAgentRuntime Resolve(AgentDefinition agent) =>
+        agent.Id == BrokenAgent.Id ? throw new InvalidOperationException($"no runtime for '{agent.Id}'") : runtime;
+}
+
 /// <summary>A run the test drives: the turn it was started for, and the agent's publisher probe.</summary>
 public sealed record RunStarted(AgentTurn Turn, TestPublisher.Probe<AgentEvent> Agent);
 
