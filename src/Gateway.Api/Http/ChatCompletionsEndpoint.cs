@@ -76,7 +76,7 @@ public static class ChatCompletionsEndpoint
             case TurnStreaming streaming:
                 return new SseAnswerResult(streaming.Answer);
             case TurnCompleted { Answer.Completion: { } completion }:
-                return new JsonAnswerResult<ChatCompletion>(completion, WireJson.Context.ChatCompletion);
+                return new JsonAnswerResult<ChatCompletion>(completion, WireJson.WriterContext.ChatCompletion);
             case TurnCompleted { Answer.Error: { } error }:
                 return ApiErrors.From(error.Error);
             default:

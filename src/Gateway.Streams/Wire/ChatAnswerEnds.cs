@@ -35,13 +35,13 @@ public static class ChatAnswerEnds
                 break;
             case UsagePart usage:
                 WireJson.Write(output, new ChatCompletionChunk(header.Id, header.Created, header.Model, [], ChatUsage.From(usage.Usage)),
-                    WireJson.Context.ChatCompletionChunk);
+                    WireJson.WriterContext.ChatCompletionChunk);
                 break;
             case ErrorPart error:
-                WireJson.Write(output, ErrorEnvelope.From(error.Error), WireJson.Context.ErrorEnvelope);
+                WireJson.Write(output, ErrorEnvelope.From(error.Error), WireJson.WriterContext.ErrorEnvelope);
                 break;
             default:
-                WireJson.Write(output, Chunk(header, part), WireJson.Context.ChatCompletionChunk);
+                WireJson.Write(output, Chunk(header, part), WireJson.WriterContext.ChatCompletionChunk);
                 break;
         }
     }

@@ -127,15 +127,23 @@ public static class WireJson
     [ThreadStatic] private static Utf8JsonWriter? t_writer;
 
     /// <summary>
-    /// Serializes <paramref name="value"/> with <see cref="Context"/>'s options and appends the UTF-8 JSON
-    /// to <paramref name="output"/> (see <see cref="SerializeToThreadBuffer"/>).
+    /// The context for serializing into a writer of our own (<see cref="Write"/>): without an encoder in
+    /// its options, so System.Text.Json takes the source generator's fast path (straight writer calls, no
+    /// metadata walk; an encoder in the options turns it off). The writer brings the escaping.
+    /// </summary>
+    public static WireJsonContext WriterContext => WireJsonContext.Default;
+
+    /// <summary>
+    /// Serializes <paramref name="value"/> and appends the UTF-8 JSON to <paramref name="output"/>
+    /// (see <see cref="SerializeToThreadBuffer"/>).
     /// </summary>
     public static void Write<T>(IBufferWriter<byte> output, T value, JsonTypeInfo<T> typeInfo) =>
         output.Write(SerializeToThreadBuffer(value, typeInfo));
 
     /// <summary>
-    /// Serializes <paramref name="value"/> with <see cref="Context"/>'s options into a buffer this thread
-    /// reuses call after call: the span is valid until the thread's next call, so copy it before any await.
+    /// Serializes <paramref name="value"/> (escaped as <see cref="Context"/> escapes: non-ASCII text as
+    /// UTF-8) into a buffer this thread reuses call after call: the span is valid until the thread's next
+    /// call, so copy it before any await. Pass <see cref="WriterContext"/>'s type info for the fast path.
     /// Why not a writer on the destination: a <see cref="Utf8JsonWriter"/> asks its output for 4 KB at a
     /// time, which an SSE answer's buffers then keep for as long as the stream is open; and a writer and
     /// buffer per answer cost allocations per request.
