@@ -40,7 +40,7 @@ public static class GatewayActorsSetup
             var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
             // One Props for every session: each would otherwise carry its own Props, producer and deploy.
             var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, LeanMailbox.ConfigPath);
-            var statelessProps = StatelessSessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, LeanMailbox.ConfigPath);
+            var statelessProps = StatelessSessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, runMailbox: LeanMailbox.ConfigPath);
             var router = system.ActorOf(
                 SessionRouterActor.Props(
                     id => SessionKeyExtractor.IsStatelessEntity(id) ? statelessProps : sessionProps,
@@ -64,7 +64,10 @@ public static class GatewayActorsSetup
             StreamBuffer = section.GetInt("stream-buffer", defaults.StreamBuffer),
             MaxBufferedPerPassivatingSession = section.GetInt("passivation-buffer", defaults.MaxBufferedPerPassivatingSession),
             MaxIdleLanes = section.GetInt("max-idle-lanes", defaults.MaxIdleLanes),
-            StatelessSessions = section.GetInt("stateless-sessions", defaults.StatelessSessions),
+            StatelessSessions = NotNegative(section.GetInt("stateless-sessions", defaults.StatelessSessions), "gateway.sessions.stateless-sessions"),
         };
     }
+
+    private static int NotNegative(int value, string key) =>
+        value >= 0 ? value : throw new ConfigurationException($"{key} must be 0 or more (was {value}).");
 }

@@ -98,7 +98,8 @@ public sealed class AgentRunActor : UntypedActor
     private void StartRun(RunTurn start)
     {
         var turn = start.Turn;
-        var agentTurn = new AgentTurn(turn.Agent, turn.SessionKey, turn.Input, start.History, start.Instructions);
+        var instructions = start.ReadInstructions ? AgentInstructions.Load(turn.Agent.Workspace) : start.Instructions;
+        var agentTurn = new AgentTurn(turn.Agent, turn.SessionKey, turn.Input, start.History, instructions);
         var source = start.Runtime.Run(agentTurn);
         var promptEstimate = TokenEstimator.Estimate(agentTurn.PromptCharacters);
 
@@ -153,11 +154,13 @@ public sealed class AgentRunActor : UntypedActor
 
     private sealed class Listener(IActorRef run, IActorRef client) : IRunListener
     {
-        public void OnAnswer(ChatAnswer answer) => client.Tell(new TurnCompleted(answer));
+        // No sender: called on the lane's thread, a Tell would name the lane's actor as the sender, and a
+        // pooled run actor would keep it reachable as the sender of its last message.
+        public void OnAnswer(ChatAnswer answer) => client.Tell(new TurnCompleted(answer), ActorRefs.NoSender);
 
-        public void OnAnswerFailed(Exception failure) => client.Tell(new Status.Failure(failure));
+        public void OnAnswerFailed(Exception failure) => client.Tell(new Status.Failure(failure), ActorRefs.NoSender);
 
-        public void OnOutcome(TurnOutcome outcome) => run.Tell(outcome);
+        public void OnOutcome(TurnOutcome outcome) => run.Tell(outcome, ActorRefs.NoSender);
     }
 
     private sealed record RunTimedOut(string TurnId);
@@ -176,8 +179,9 @@ file sealed class Producer(SessionSettings settings, RunLanes lanes, GatewayMetr
 }
 
 /// <summary>A session hands its run actor the next turn, with what the agent needs to run it.</summary>
+/// <param name="ReadInstructions">The run reads the agent's workspace instructions itself (<paramref name="Instructions"/> is then unused).</param>
 internal sealed record RunTurn(StartTurn Turn, IReadOnlyList<ConversationEntry> History, string? Instructions, IAgentRuntime Runtime,
-    IActorRef ReplyTo);
+    IActorRef ReplyTo, bool ReadInstructions = false);
 
 /// <summary>The session asks its run to stop because the client left.</summary>
 internal sealed record CancelRun(string TurnId);

@@ -50,8 +50,9 @@ public sealed class SessionActor : UntypedActor
 
     /// <summary>
     /// The props every session is made from (one instance serves them all; a session learns its key from
-    /// its first turn). Made by a producer, not an expression: stateless requests start a session each,
-    /// and an expression's arguments are evaluated by reflection.
+    /// its first turn). Made by a producer, not an expression: sessions start often (one per user, or per
+    /// stateless request with <c>stateless-sessions = 0</c>), and an expression's arguments are evaluated
+    /// by reflection.
     /// </summary>
     /// <param name="runSlots">A <see cref="RunSlotsActor"/> to ask before each run; null: runs are not capped.</param>
     /// <param name="mailbox">The mailbox (config path) of the sessions and their runs; null: Akka's default.</param>
@@ -108,8 +109,10 @@ public sealed class SessionActor : UntypedActor
     {
         _metrics.SessionStopped();
         // Anyone still waiting would otherwise wait until their ask times out. (A slot held or asked
-        // for is given back by the slots actor, which watches this session.)
-        if (_current is { Run: null } awaitingSlot) awaitingSlot.ReplyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
+        // for is given back by the slots actor, which watches this session.) The current turn too: its
+        // run may not have received its RunTurn yet (a stopping child drops its mail); if it did, its
+        // client has an answer already and this second reply is dropped by the finished ask.
+        if (_current is { } current) current.ReplyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
         if (_waiting is null) return;
         foreach (var (_, replyTo) in _waiting) replyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
         _waiting.Clear();

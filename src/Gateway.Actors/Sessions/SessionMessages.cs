@@ -21,7 +21,8 @@ public enum AnswerMode { Completion, Stream }
 /// as the run starts), <see cref="TurnCompleted"/> (completion mode, when it ends), or a
 /// <c>Status.Failure</c> when the run could not start or crashed before answering.
 /// </summary>
-/// <param name="Stateless">The session exists for this one turn: it ends as soon as the turn does.</param>
+/// <param name="Stateless">The turn has no session of its own (no key, no user): it remembers nothing and runs in a
+/// shared stateless session, or (with <c>stateless-sessions = 0</c>) in a session that ends with the turn.</param>
 public sealed record StartTurn(
     string SessionKey,
     bool Stateless,

@@ -39,13 +39,13 @@ public sealed class StatelessSessionActor : UntypedActor
     }
 
     /// <param name="runSlots">A <see cref="RunSlotsActor"/> to ask before each run; null: runs are not capped.</param>
-    /// <param name="mailbox">The mailbox (config path) of the session and its runs; null: Akka's default.</param>
+    /// <param name="runMailbox">The mailbox (config path) of its runs; null: Akka's default. The session
+    /// itself keeps Akka's default: it is busy, shared, and lives as long as the gateway.</param>
     public static Props Props(SessionSettings settings, IAgentRuntimeResolver runtimes, RunLanes lanes, GatewayMetrics metrics,
-        IActorRef? runSlots = null, string? mailbox = null)
+        IActorRef? runSlots = null, string? runMailbox = null)
     {
-        var runProps = AgentRunActor.Props(settings, lanes, metrics, mailbox);
-        var props = Akka.Actor.Props.Create(() => new StatelessSessionActor(runtimes, runProps, runSlots));
-        return mailbox is null ? props : props.WithMailbox(mailbox);
+        var runProps = AgentRunActor.Props(settings, lanes, metrics, runMailbox);
+        return Akka.Actor.Props.Create(() => new StatelessSessionActor(runtimes, runProps, runSlots));
     }
 
     private ILoggingAdapter Log => _log ??= Context.GetLogger();
@@ -85,9 +85,10 @@ public sealed class StatelessSessionActor : UntypedActor
 
     protected override void PostStop()
     {
-        // Turns still waiting for a run slot would otherwise wait until their ask times out.
-        foreach (var (turn, replyTo, run) in _turns.Values)
-            if (run is null) replyTo.Tell(new Status.Failure(new SessionStoppedException(turn.SessionKey)));
+        // Every turn in flight: one waiting for a run slot would otherwise wait until its ask times out,
+        // and so would one whose run had not received its RunTurn yet (a stopping child drops its mail).
+        // A client that has its answer already drops this second reply (the ask has finished).
+        foreach (var (turn, replyTo, _) in _turns.Values) replyTo.Tell(new Status.Failure(new SessionStoppedException(turn.SessionKey)));
     }
 
     private void OnStartTurn(StartTurn turn)
@@ -126,13 +127,9 @@ public sealed class StatelessSessionActor : UntypedActor
     private void StartRun(StartTurn turn, IActorRef replyTo)
     {
         IAgentRuntime runtime;
-        string? instructions;
         try
         {
             runtime = _runtimes.Resolve(turn.Agent);
-            // Read per turn, as the session a stateless request used to get of its own read it: an edit
-            // to the agent's workspace applies to the next request.
-            instructions = AgentInstructions.Load(turn.Agent.Workspace);
         }
         catch (Exception ex)
         {
@@ -144,7 +141,10 @@ public sealed class StatelessSessionActor : UntypedActor
             return;
         }
         var run = _idleRuns.Count > 0 ? _idleRuns.Pop() : Context.ActorOf(_runProps, $"run-{++_runCounter}");
-        run.Tell(new RunTurn(turn, [], instructions, runtime, replyTo));
+        // The run reads the agent's workspace instructions itself, per turn (as the session a stateless
+        // request once had of its own did): file reads stay off this shared actor, and one that fails
+        // fails that run alone.
+        run.Tell(new RunTurn(turn, [], null, runtime, replyTo, ReadInstructions: true));
         _turns[turn.TurnId] = (turn, replyTo, run);
     }
 }

@@ -45,7 +45,8 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
             {
                 // Completes without waiting: the parts are at hand and the stream only appends to the pipe.
                 await SseFormatter.WriteAsync(ready, stream, format, aborted);
-                await body.FlushAsync(aborted);
+                // Completed: the response is over (the connection is gone); stop the run.
+                if ((await body.FlushAsync(aborted)).IsCompleted) break;
             }
         }
         finally

@@ -383,4 +383,33 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         await identities.ExpectNoMsgAsync(Quiet);
         Assert.Equal((2, 0), (Metrics.RunsStarted, Metrics.RunsFailed));
     }
+
+    [Fact]
+    public async Task A_stateless_run_reads_its_agents_workspace_instructions_per_turn()
+    {
+        var workspace = Directory.CreateTempSubdirectory("gateway-stateless-").FullName;
+        try
+        {
+            var agent = MainAgent with { Workspace = workspace };
+            var seen = CreateTestProbe();
+            var router = SharedStatelessRouter(new TestRuntime(turn =>
+            {
+                seen.Tell(turn.Instructions ?? "(none)");
+                return BuiltIn.Run(turn);
+            }));
+
+            await File.WriteAllTextAsync(Path.Combine(workspace, "AGENTS.md"), "Be brief.");
+            await AskForReplyAsync(router, StatelessTurn("one") with { Agent = agent });
+            Assert.Equal("Be brief.", await seen.ExpectMsgAsync<string>());
+
+            // An edit to the workspace applies to the next stateless request.
+            await File.WriteAllTextAsync(Path.Combine(workspace, "AGENTS.md"), "Be thorough.");
+            await AskForReplyAsync(router, StatelessTurn("two") with { Agent = agent });
+            Assert.Equal("Be thorough.", await seen.ExpectMsgAsync<string>());
+        }
+        finally
+        {
+            Directory.Delete(workspace, recursive: true);
+        }
+    }
 }
