@@ -138,39 +138,46 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
 
         private void Move()
         {
-            var run = _run!;
-            var events = _events!;
             _moving = true;
-            ValueTask<bool> move;
-            try
-            {
-                move = events.MoveNextAsync();
-            }
-            catch (Exception ex)
-            {
-                _moving = false;
-                End(run, new AgentFault(ex));
-                return;
-            }
-            // Most built-in steps finish at once: no callback, no allocation (Result of a finished step, no wait).
-            if (move.IsCompletedSuccessfully) OnMoved(run, events, move.Result, null);
-            else _ = AwaitMoveAsync(run, events, move);
+            _ = MoveAsync(_run!, _events!);
         }
 
-        /// <summary>Waits for a step still running (a model call, a delay) and re-enters the stage with its result.</summary>
-        private async Task AwaitMoveAsync(AnswerRun run, IAsyncEnumerator<AgentEvent> events, ValueTask<bool> move)
+        /// <summary>
+        /// Takes the agent's next step. A step that has finished already (most built-in steps) is handled at
+        /// once, on the stage's own thread: the await does not suspend, and an async method that completes
+        /// without suspending allocates nothing. A step still running (a model call, a delay) re-enters the
+        /// stage through its async callback when it ends.
+        /// </summary>
+        private async Task MoveAsync(AnswerRun run, IAsyncEnumerator<AgentEvent> events)
         {
+            var finishedAtOnce = true;
             var hasEvent = false;
             Exception? failure = null;
             try
             {
-                hasEvent = await move.ConfigureAwait(false);
+                var step = events.MoveNextAsync();
+                finishedAtOnce = step.IsCompleted;
+                hasEvent = await step.ConfigureAwait(false);
             }
             catch (Exception ex)
             {
                 failure = ex;
             }
-            _signal(new Moved(run, events, hasEvent, failure));
+            if (!finishedAtOnce)
+            {
+                _signal(new Moved(run, events, hasEvent, failure));
+                return;
+            }
+            try
+            {
+                OnMoved(run, events, hasEvent, failure);
+            }
+            catch (Exception ex)
+            {
+                // Inside this method a throw would only fault a discarded task; fail the stage, as the
+                // interpreter does when a handler throws.
+                FailStage(ex);
+            }
         }
 
         private void OnMoved(AnswerRun run, IAsyncEnumerator<AgentEvent> events, bool hasEvent, Exception? failure)

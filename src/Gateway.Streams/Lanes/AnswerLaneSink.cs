@@ -95,7 +95,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
                 return;
             }
             _pending = part;
-            WaitForRoom(run);
+            _ = WaitForRoomAsync(run);
         }
 
         public override void PostStop()
@@ -105,22 +105,17 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
             _stopped.TrySetResult();
         }
 
-        private void WaitForRoom(AnswerRun run)
+        /// <summary>
+        /// Waits until the run's end has room. Room there already is handled at once, on the stage's thread
+        /// (the await does not suspend); otherwise the stage is re-entered through its async callback.
+        /// </summary>
+        private async Task WaitForRoomAsync(AnswerRun run)
         {
-            var room = run.WhenWritable();
-            if (!room.IsCompletedSuccessfully)
-            {
-                _ = AwaitRoomAsync(run, room);
-                return;
-            }
-            _ = room.Result; // finished already (no wait); consumed so a pooled operation behind it is given back
-            OnWritable(run);
-        }
-
-        private async Task AwaitRoomAsync(AnswerRun run, ValueTask<bool> room)
-        {
+            var roomAtOnce = true;
             try
             {
+                var room = run.WhenWritable();
+                roomAtOnce = room.IsCompleted;
                 // False or a failure means the end was closed (only this lane closes it); OnWritable then finds nothing pending.
                 await room.ConfigureAwait(false);
             }
@@ -128,7 +123,20 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
             {
                 // As above.
             }
-            _signal(run);
+            if (!roomAtOnce)
+            {
+                _signal(run);
+                return;
+            }
+            try
+            {
+                OnWritable(run);
+            }
+            catch (Exception ex)
+            {
+                // As in the agent end: a throw here would only fault a discarded task.
+                FailStage(ex);
+            }
         }
 
         private void OnWritable(AnswerRun run)
@@ -136,7 +144,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
             if (!ReferenceEquals(run, _run) || _pending is not { } part) return;
             if (!run.RetryPending())
             {
-                WaitForRoom(run);
+                _ = WaitForRoomAsync(run);
                 return;
             }
             _pending = null;
