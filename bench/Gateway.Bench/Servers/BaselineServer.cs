@@ -29,7 +29,7 @@ public sealed record BaselineResponse(
 
 /// <summary>
 /// The baseline: a bare Kestrel app on the same path, with the same Kestrel settings as the gateway
-/// (loopback, no Server header, server GC set by the harness), that reads the request body and answers
+/// (loopback, no Server header, the gateway's GC mode set by the harness), that reads the request body and answers
 /// with <see cref="BaselineResponse"/>: no actors, no streams, no JSON. Every event is flushed on its
 /// own, as the gateway's SSE writer does.
 /// </summary>

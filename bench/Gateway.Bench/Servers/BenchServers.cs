@@ -87,10 +87,28 @@ public sealed class BenchServers(BenchOptions options, string workDirectory)
         var port = ServerProcess.FreePort();
         var file = Path.Combine(workDirectory, $"baseline-{port}.json");
         response.Save(file);
-        // The gateway runs with server GC (its project says so); the baseline gets the same.
-        var environment = new Dictionary<string, string> { ["DOTNET_gcServer"] = "1" };
         return await ServerProcess.StartAsync(Target.Baseline, Self.Location, ["baseline", "--port", port.ToString(CultureInfo.InvariantCulture), "--response", file],
-            environment, port, cancellation);
+            GatewayGcSettings(options.GatewayDll), port, cancellation);
+    }
+
+    /// <summary>
+    /// The gateway's GC mode (server or workstation, concurrent or not) from its runtimeconfig, as
+    /// environment variables for the baseline: both sides must collect garbage the same way, or the
+    /// ratios measure the GC mode rather than the gateway.
+    /// </summary>
+    public static Dictionary<string, string> GatewayGcSettings(string gatewayDll)
+    {
+        var runtimeConfig = Path.ChangeExtension(gatewayDll, ".runtimeconfig.json");
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(runtimeConfig));
+        var properties = document.RootElement.GetProperty("runtimeOptions").TryGetProperty("configProperties", out var found) ? found : default;
+        string Flag(string name, bool runtimeDefault) =>
+            (properties.ValueKind == System.Text.Json.JsonValueKind.Object && properties.TryGetProperty(name, out var value) ? value.GetBoolean() : runtimeDefault)
+                ? "1" : "0";
+        return new Dictionary<string, string>
+        {
+            ["DOTNET_gcServer"] = Flag("System.GC.Server", runtimeDefault: false),
+            ["DOTNET_gcConcurrent"] = Flag("System.GC.Concurrent", runtimeDefault: true),
+        };
     }
 
     /// <summary>
