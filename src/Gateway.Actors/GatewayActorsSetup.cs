@@ -35,7 +35,7 @@ public static class GatewayActorsSetup
             var metrics = resolver.GetService<GatewayMetrics>();
             // Lanes get the lean mailbox too: an open stream's lane mostly waits for its model or its reader.
             var laneMaterializer = system.Materializer(ActorMaterializerSettings.Create(system).WithDispatcher(LeanMailbox.LaneDispatcherPath));
-            var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes);
+            var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes, sessionSettings.LanesPerGraph);
             // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
             var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
             // One Props for every session: each would otherwise carry its own Props, producer and deploy.
@@ -64,9 +64,13 @@ public static class GatewayActorsSetup
             StreamBuffer = section.GetInt("stream-buffer", defaults.StreamBuffer),
             MaxBufferedPerPassivatingSession = section.GetInt("passivation-buffer", defaults.MaxBufferedPerPassivatingSession),
             MaxIdleLanes = section.GetInt("max-idle-lanes", defaults.MaxIdleLanes),
+            LanesPerGraph = AtLeastOne(section.GetInt("lanes-per-graph", defaults.LanesPerGraph), "gateway.sessions.lanes-per-graph"),
             StatelessSessions = NotNegative(section.GetInt("stateless-sessions", defaults.StatelessSessions), "gateway.sessions.stateless-sessions"),
         };
     }
+
+    private static int AtLeastOne(int value, string key) =>
+        value >= 1 ? value : throw new ConfigurationException($"{key} must be 1 or more (was {value}).");
 
     private static int NotNegative(int value, string key) =>
         value >= 0 ? value : throw new ConfigurationException($"{key} must be 0 or more (was {value}).");

@@ -8,6 +8,7 @@ namespace Gateway.Actors.Sessions;
 /// <param name="StreamBuffer">SSE items a streamed answer may hold between the run and the HTTP writer.</param>
 /// <param name="MaxBufferedPerPassivatingSession">Messages the router holds for a session while it stops.</param>
 /// <param name="MaxIdleLanes">Answer lanes (materialized run graphs) kept for the next runs when idle.</param>
+/// <param name="LanesPerGraph">Lanes made together as one graph, sharing one interpreter actor (<see cref="Gateway.Streams.Lanes.RunLanes"/>).</param>
 /// <param name="MaxConcurrentRuns">Runs across all sessions at once (<c>agents.defaults.maxConcurrent</c>); null: no cap.</param>
 /// <param name="StatelessSessions">Shared sessions stateless turns run in (<see cref="StatelessSessionActor"/>); 0: a session per stateless turn.</param>
 public sealed record SessionSettings(
@@ -19,7 +20,8 @@ public sealed record SessionSettings(
     int MaxBufferedPerPassivatingSession,
     int MaxIdleLanes = 256,
     int? MaxConcurrentRuns = null,
-    int StatelessSessions = 0)
+    int StatelessSessions = 0,
+    int LanesPerGraph = 1)
 {
     /// <summary>Enough shared stateless sessions to keep every core busy starting runs.</summary>
     public static int DefaultStatelessSessions => Math.Max(2, Environment.ProcessorCount);
@@ -31,5 +33,6 @@ public sealed record SessionSettings(
         RunTimeout: TimeSpan.FromSeconds(600),
         StreamBuffer: 16,
         MaxBufferedPerPassivatingSession: 256,
-        StatelessSessions: DefaultStatelessSessions);
+        StatelessSessions: DefaultStatelessSessions,
+        LanesPerGraph: 8);
 }

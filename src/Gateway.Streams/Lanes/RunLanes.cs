@@ -13,6 +13,10 @@ namespace Gateway.Streams.Lanes;
 /// materialized once and reused, so a run costs only its own events. A run holds its lane from start
 /// to its last part, so a slow reader holds up its own lane only; the pool makes a new lane whenever
 /// none is free, and keeps at most <c>maxIdleLanes</c> idle ones for the next runs.
+/// Lanes are made <c>lanesPerGraph</c> at a time, as one graph of that many unconnected lanes: they
+/// share one interpreter (one actor, one mailbox), whose memory an open stream would otherwise hold
+/// alone. Each lane still carries its own run and backpressures on its own; a lane that is shut down
+/// stops alone, and the interpreter stops with its last lane.
 /// Buffers on the way: one event between stages, the few parts of an ending, and the streamed run's
 /// bounded channel; nothing else, so a slow reader slows the agent.
 /// </summary>
@@ -22,18 +26,25 @@ public sealed class RunLanes
     private readonly int _maxIdleLanes;
     private readonly ConcurrentQueue<Lane> _idle = new();
     // Fused once: materializing a fused graph skips the fusing step, which is a good part of the cost.
-    private readonly IRunnableGraph<(AgentLaneSource.Control, AnswerLaneSink.Control)> _blueprint;
+    private readonly IRunnableGraph<Lane[]> _blueprint;
     private int _idleCount;
     private int _liveCount;
 
-    public RunLanes(IMaterializer materializer, int maxIdleLanes = 256)
+    public RunLanes(IMaterializer materializer, int maxIdleLanes = 256, int lanesPerGraph = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxIdleLanes);
+        ArgumentOutOfRangeException.ThrowIfLessThan(lanesPerGraph, 1);
         _materializer = materializer;
         _maxIdleLanes = maxIdleLanes;
-        var graph = Source.FromGraph(new AgentLaneSource())
+        var lane = Source.FromGraph(new AgentLaneSource())
             .Via(new WireOrderStage())
-            .ToMaterialized(new AnswerLaneSink(this), Keep.Both);
+            .ToMaterialized(new AnswerLaneSink(this), static (agent, answer) => new Lane(agent, answer));
+        IGraph<ClosedShape, Lane[]> graph = lane.MapMaterializedValue(static first => new[] { first });
+        for (var i = 1; i < lanesPerGraph; i++)
+        {
+            graph = GraphDsl.Create<ClosedShape, Lane[], Lane[], Lane, ClosedShape, ClosedShape>(
+                graph, lane, static (lanes, next) => [.. lanes, next], static (_, _, _) => ClosedShape.Instance);
+        }
         _blueprint = RunnableGraph.FromGraph(Akka.Streams.Fusing.Aggressive(graph));
     }
 
@@ -77,15 +88,19 @@ public sealed class RunLanes
             Interlocked.Decrement(ref _idleCount);
             if (!idle.Stopped) return idle;
         }
-        var (agent, answer) = _blueprint.Run(_materializer);
-        var lane = new Lane(agent, answer);
-        Interlocked.Increment(ref _liveCount);
-        answer.Stopped.ContinueWith(static (_, state) =>
+        var made = _blueprint.Run(_materializer);
+        Interlocked.Add(ref _liveCount, made.Length);
+        foreach (var lane in made)
         {
-            var (lanes, stopped) = ((RunLanes, Lane))state!;
-            lanes.OnLaneStopped(stopped);
-        }, (this, lane), TaskScheduler.Default);
-        return lane;
+            lane.Answer.Stopped.ContinueWith(static (_, state) =>
+            {
+                var (lanes, stopped) = ((RunLanes, Lane))state!;
+                lanes.OnLaneStopped(stopped);
+            }, (this, lane), TaskScheduler.Default);
+        }
+        // The graph's other lanes wait for the next runs, as lanes handed back do.
+        for (var i = 1; i < made.Length; i++) KeepIdleOrShutDown(made[i]);
+        return made[0];
     }
 
     /// <summary>Called by a lane's answer end after a run's last part.</summary>
@@ -93,6 +108,11 @@ public sealed class RunLanes
     {
         if (run.Lane is not { } lane) return;
         lane.Run = null;
+        KeepIdleOrShutDown(lane);
+    }
+
+    private void KeepIdleOrShutDown(Lane lane)
+    {
         if (Interlocked.Increment(ref _idleCount) <= _maxIdleLanes)
         {
             _idle.Enqueue(lane);

@@ -34,4 +34,22 @@ public sealed class SessionHoconTests
 
         Assert.Contains("gateway.sessions.stateless-sessions", error.Message);
     }
+
+    [Fact]
+    public void Lanes_per_graph_defaults_to_eight_and_is_read_from_the_config()
+    {
+        Assert.Equal(8, GatewayActorsSetup.FromHocon(ConfigurationFactory.ParseString("gateway.sessions { max-queued-turns = 8 }")).LanesPerGraph);
+        Assert.Equal(1, GatewayActorsSetup.FromHocon(ConfigurationFactory.ParseString("gateway.sessions.lanes-per-graph = 1")).LanesPerGraph);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-3)]
+    public void Lanes_per_graph_below_one_is_refused_with_the_key_named(int count)
+    {
+        var error = Assert.Throws<ConfigurationException>(() =>
+            GatewayActorsSetup.FromHocon(ConfigurationFactory.ParseString($"gateway.sessions.lanes-per-graph = {count}")));
+
+        Assert.Contains("gateway.sessions.lanes-per-graph", error.Message);
+    }
 }

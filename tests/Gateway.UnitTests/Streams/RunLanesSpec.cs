@@ -521,6 +521,113 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
     // ---- the pool -------------------------------------------------------------------------------
 
+    // A graph of several lanes: one interpreter actor carries them all.
+
+    private const string GroupedLanesPrefix = "grouped";
+
+    private RunLanes NewGroupedLanes(int lanesPerGraph, int maxIdleLanes = 256) =>
+        new(ActorMaterializer.Create(Sys, namePrefix: GroupedLanesPrefix), maxIdleLanes, lanesPerGraph);
+
+    /// <summary>The interpreter actors the grouped lanes' materializer runs now.</summary>
+    private async Task<int> CountLaneInterpretersAsync()
+    {
+        var selection = Sys.ActorSelection($"/user/*/{GroupedLanesPrefix}-*");
+        var probe = CreateTestProbe();
+        selection.Tell(new Akka.Actor.Identify(null), probe.Ref);
+        var found = 0;
+        while (await probe.ReceiveOneAsync(Quiet) is Akka.Actor.ActorIdentity { Subject: not null }) found++;
+        return found;
+    }
+
+    [Fact]
+    public async Task Lanes_made_together_share_one_interpreter_and_carry_runs_side_by_side()
+    {
+        var lanes = NewGroupedLanes(lanesPerGraph: 3);
+        var agents = Enumerable.Range(0, 3).Select(_ => new ScriptedAgent()).ToArray();
+
+        var runs = agents.Select(agent => Stream(lanes, agent.Events)).ToArray();
+
+        Assert.Equal(3, lanes.LiveLanes);
+        Assert.Equal(0, lanes.IdleLanes);
+        Assert.Equal(3, runs.Select(run => run.Lane).Distinct().Count());
+        Assert.Equal(1, await CountLaneInterpretersAsync());
+        for (var i = agents.Length - 1; i >= 0; i--) agents[i].Say(new TextDelta($"reply {i}"), new RunEnded());
+        for (var i = 0; i < runs.Length; i++)
+        {
+            Assert.Equal([RoleEvent, Event(new ContentPart($"reply {i}")), StopEvent, "[DONE]"], await ReadAllAsync(runs[i].Events));
+        }
+        await AwaitLanesAsync(lanes, live: 3, idle: 3);
+
+        // A fourth run at once needs a second graph.
+        var more = agents.Select(agent => Stream(lanes, new ScriptedAgent().Events)).Append(Stream(lanes, new ScriptedAgent().Events)).ToArray();
+        Assert.Equal(6, lanes.LiveLanes);
+        Assert.Equal(2, await CountLaneInterpretersAsync());
+        foreach (var run in more) run.Cancel();
+        await AwaitLanesAsync(lanes, live: 6, idle: 6);
+    }
+
+    [Fact]
+    public async Task Slow_reader_holds_up_only_its_own_lane_among_lanes_that_share_an_interpreter()
+    {
+        var lanes = NewGroupedLanes(lanesPerGraph: 2);
+        var stuck = new ScriptedAgent();
+        stuck.Say(Enumerable.Range(0, 20).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
+        var slow = Stream(lanes, stuck.Events, channelCapacity: 1);
+        await AwaitConditionAsync(() => Task.FromResult(slow.Events.Parts.Count == 1), RemainingOrDefault);
+
+        var other = Stream(lanes, Saying(new TextDelta("free"), new RunEnded()));
+
+        Assert.Equal([RoleEvent, Event(new ContentPart("free")), StopEvent, "[DONE]"], await ReadAllAsync(other.Events));
+        Assert.Equal(2, lanes.LiveLanes);
+        Assert.Equal(1, await CountLaneInterpretersAsync());
+        Assert.InRange(stuck.Produced, 0, 1 + 3);
+        slow.Cancel();
+        await AwaitLanesAsync(lanes, live: 2, idle: 2);
+    }
+
+    [Fact]
+    public async Task A_lane_shut_down_beyond_maxIdleLanes_stops_alone_and_its_siblings_go_on()
+    {
+        var lanes = NewGroupedLanes(lanesPerGraph: 3, maxIdleLanes: 1);
+        var agents = Enumerable.Range(0, 3).Select(_ => new ScriptedAgent()).ToArray();
+        // The first graph: two lanes carry runs, its third is beyond the cap of one idle lane and stops at once.
+        var a = Stream(lanes, agents[0].Events);
+        var b = Stream(lanes, agents[1].Events);
+        await AwaitLanesAsync(lanes, live: 2, idle: 0);
+        // The second graph: one lane carries a run, one is the idle lane kept, the third stops.
+        var c = Stream(lanes, agents[2].Events);
+        await AwaitLanesAsync(lanes, live: 4, idle: 1);
+        Assert.Equal(2, await CountLaneInterpretersAsync());
+
+        agents[0].Say(new RunEnded());
+        Assert.Equal("[DONE]", (await ReadAllAsync(a.Events))[^1]);
+        // Handed back beyond the cap: that lane stops, alone; its sibling still carries its run.
+        await AwaitLanesAsync(lanes, live: 3, idle: 1);
+        Assert.True(a.Lane!.Stopped);
+        Assert.False(b.Lane!.Stopped);
+        agents[1].Say(new TextDelta("still here"), new RunEnded());
+        Assert.Equal([RoleEvent, Event(new ContentPart("still here")), StopEvent, "[DONE]"], await ReadAllAsync(b.Events));
+
+        // The first graph's last lane stops too, and its interpreter with it.
+        await AwaitLanesAsync(lanes, live: 2, idle: 1);
+        await AwaitConditionAsync(async () => await CountLaneInterpretersAsync() == 1, RemainingOrDefault);
+        c.Cancel();
+        await AwaitLanesAsync(lanes, live: 1, idle: 1);
+    }
+
+    [Fact]
+    public async Task With_no_idle_lanes_kept_every_lane_of_a_graph_stops_and_so_does_its_interpreter()
+    {
+        var lanes = NewGroupedLanes(lanesPerGraph: 3, maxIdleLanes: 0);
+
+        var run = Stream(lanes, Saying(new TextDelta("only"), new RunEnded()));
+        Assert.Equal("[DONE]", (await ReadAllAsync(run.Events))[^1]);
+
+        await AwaitLanesAsync(lanes, live: 0, idle: 0);
+        await AwaitConditionAsync(async () => await CountLaneInterpretersAsync() == 0, RemainingOrDefault);
+    }
+
+
     [Fact]
     public async Task After_a_run_ends_its_lane_is_reused_for_the_next_one()
     {
