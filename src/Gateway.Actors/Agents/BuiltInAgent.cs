@@ -10,18 +10,23 @@ namespace Gateway.Actors.Agents;
 /// </summary>
 public sealed class BuiltInAgent : IAgentRuntime
 {
-    public IAsyncEnumerable<AgentEvent> Run(AgentTurn turn)
-    {
-        var reply = Reply(turn);
-        var settings = turn.Agent.BuiltIn;
-        var replyChars = settings.ReplyChars ?? reply.Length;
-        IEnumerable<string> pieces = settings.ReplyChars is { } padded
-            ? PaddedPieces(reply, padded, settings.Pieces ?? (int)Math.Min(int.MaxValue, (padded + 1023) / 1024))
-            : Split(reply, settings.Pieces);
-        var usage = new UsageReport(new TokenUsage(
-            TokenEstimator.Estimate(turn.PromptCharacters), (int)Math.Min(int.MaxValue, TokenEstimator.Estimate(replyChars))));
+    public IAsyncEnumerable<AgentEvent> Run(AgentTurn turn) => new Answer(turn);
 
-        return Paced(pieces, usage, settings.PieceDelay);
+    /// <summary>
+    /// A run's answer, made when it is first read. A C# iterator made on one thread and read on
+    /// another (the lane's) copies itself on first read; made on the reading thread, it does not.
+    /// </summary>
+    private sealed class Answer(AgentTurn turn) : IAsyncEnumerable<AgentEvent>
+    {
+        public IAsyncEnumerator<AgentEvent> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+        {
+            var reply = Reply(turn);
+            var settings = turn.Agent.BuiltIn;
+            var replyChars = settings.ReplyChars ?? reply.Length;
+            var usage = new UsageReport(new TokenUsage(
+                TokenEstimator.Estimate(turn.PromptCharacters), (int)Math.Min(int.MaxValue, TokenEstimator.Estimate(replyChars))));
+            return Paced(reply, settings, usage, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        }
     }
 
     /// <summary>
@@ -30,9 +35,13 @@ public sealed class BuiltInAgent : IAgentRuntime
     /// model's tokens would come); without one, every step completes at once.
     /// </summary>
     private static async IAsyncEnumerable<AgentEvent> Paced(
-        IEnumerable<string> pieces, UsageReport usage, TimeSpan delay, [EnumeratorCancellation] CancellationToken cancellation = default)
+        string reply, BuiltInAgentSettings settings, UsageReport usage, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        var delayMs = (long)delay.TotalMilliseconds;
+        // Made here, on the thread that reads them (see Answer).
+        var pieces = settings.ReplyChars is { } padded
+            ? PaddedPieces(reply, padded, settings.Pieces ?? (int)Math.Min(int.MaxValue, (padded + 1023) / 1024))
+            : Split(reply, settings.Pieces);
+        var delayMs = (long)settings.PieceDelay.TotalMilliseconds;
         var nextPieceAt = Environment.TickCount64 + delayMs;
         foreach (var piece in pieces)
         {

@@ -20,19 +20,31 @@ public static class ChatCompletionsEndpoint
 
     public static IEndpointRouteBuilder MapChatCompletions(this IEndpointRouteBuilder app)
     {
+        // The endpoint's services are singletons, taken once here. Taken per request (as parameters), they
+        // would open a DI scope for every request and wrap the handler in a second async method, memory
+        // that every open stream holds until its end.
+        var services = app.ServiceProvider;
+        var endpoint = new Services(
+            services.GetRequiredService<ApiGate>(),
+            services.GetRequiredService<AgentRouting>(),
+            services.GetRequiredService<IRequiredActor<SessionRouter>>(),
+            services.GetRequiredService<IOptions<AgentsOptions>>(),
+            services.GetRequiredService<ILoggerFactory>());
         // Every method is mapped so that "off" is a 404 and a wrong method a 405, in the spec's order.
-        app.Map(Path, HandleAsync);
+        app.Map(Path, async context =>
+        {
+            var result = await HandleAsync(context, endpoint);
+            await result.ExecuteAsync(context);
+        });
         return app;
     }
 
-    private static async Task<IResult> HandleAsync(
-        HttpContext context,
-        ApiGate gate,
-        AgentRouting routing,
-        IRequiredActor<SessionRouter> sessions,
-        IOptions<AgentsOptions> agents,
-        ILoggerFactory loggers)
+    private sealed record Services(
+        ApiGate Gate, AgentRouting Routing, IRequiredActor<SessionRouter> Sessions, IOptions<AgentsOptions> Agents, ILoggerFactory Loggers);
+
+    private static async Task<IResult> HandleAsync(HttpContext context, Services endpoint)
     {
+        var (gate, routing, sessions, agents, loggers) = endpoint;
         if (gate.Admit(context, HttpMethods.Post, Path) is { } refused) return refused;
 
         StartTurn turn;

@@ -57,6 +57,8 @@ public static partial class ChatRequestParser
             MaxTokens: maxCompletionTokens ?? maxTokens,
             Stop: Stop(root),
             ResponseFormat: ResponseFormatOf(root));
+        // Most requests set none: they share one instance rather than hold their own to the end of the run.
+        if (sampling == SamplingOptions.None) sampling = SamplingOptions.None;
         var tools = Tools(root);
         return new ChatRequest(model, user, stream, includeUsage, messages, sampling, tools, ToolChoiceOf(root, tools));
     }

@@ -20,12 +20,17 @@ public static class ErrorResponses
 
     public static WebApplication UseErrorResponses(this WebApplication app)
     {
-        app.UseStatusCodePages(WriteStatusAsync);
+        // Not around chat completions: every answer there has its body (errors included), and the
+        // middleware costs each request an items dictionary and a feature, which an open stream holds to its end.
+        app.UseWhen(static context => !IsChatCompletions(context), pages => pages.UseStatusCodePages(WriteStatusAsync));
         app.UseWhen(IsApi, api => api.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = WriteExceptionAsync }));
         return app;
     }
 
     private static bool IsApi(HttpContext context) => context.Request.Path.StartsWithSegments(ApiPrefix);
+
+    private static bool IsChatCompletions(HttpContext context) =>
+        context.Request.Path.Equals(ChatCompletionsEndpoint.Path, StringComparison.OrdinalIgnoreCase);
 
     private static Task WriteExceptionAsync(HttpContext context)
     {
