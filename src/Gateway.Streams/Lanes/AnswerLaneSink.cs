@@ -26,13 +26,20 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
     }
 
     /// <summary>Thread-safe entries into the stage; they share its one async callback (see <see cref="AgentLaneSource.Control"/>).</summary>
-    internal sealed class Control(Action<object> signal, Task stopped)
+    internal sealed class Control(Action<object> signal)
     {
+        private volatile bool _stopped;
+
         /// <summary>The reader left: stop waiting for it and drop the rest of its run.</summary>
         public void Cancel(AnswerRun run) => signal(new Cancelled(run));
 
-        /// <summary>Completes when the lane has stopped (shut down, or broken by a bug).</summary>
-        public Task Stopped { get; } = stopped;
+        /// <summary>The lane this end belongs to; set by the pool once the lane is made.</summary>
+        public Lane? Lane { get; set; }
+
+        /// <summary>True once the lane has stopped (shut down, or broken by a bug).</summary>
+        public bool Stopped => _stopped;
+
+        internal void MarkStopped() => _stopped = true;
     }
 
     private sealed record Cancelled(AnswerRun Run);
@@ -43,7 +50,6 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
         private readonly RunLanes _pool;
         // One async callback for both signals: a run's end has room again (the run), or its reader left.
         private readonly Action<object> _signal;
-        private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private AnswerRun? _run;
         private bool _dropping;
         private ChatStreamPart? _pending;
@@ -58,7 +64,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
                 if (signal is Cancelled cancelled) OnCancel(cancelled.Run);
                 else OnWritable((AnswerRun)signal);
             });
-            Controls = new Control(_signal, _stopped.Task);
+            Controls = new Control(_signal);
             SetHandler(_in, this);
         }
 
@@ -102,7 +108,10 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
         {
             // Only a bug stops a lane with a run on it; its reader gets a failure rather than waiting forever.
             _run?.Close(new InvalidOperationException("The answer's lane stopped."));
-            _stopped.TrySetResult();
+            Controls.MarkStopped();
+            // Told here rather than through a task's continuation: that would cost every lane a task,
+            // a continuation and a completion source for its whole life.
+            _pool.OnLaneStopped(Controls);
         }
 
         /// <summary>

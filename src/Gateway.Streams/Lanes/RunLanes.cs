@@ -90,14 +90,6 @@ public sealed class RunLanes
         }
         var made = _blueprint.Run(_materializer);
         Interlocked.Add(ref _liveCount, made.Length);
-        foreach (var lane in made)
-        {
-            lane.Answer.Stopped.ContinueWith(static (_, state) =>
-            {
-                var (lanes, stopped) = ((RunLanes, Lane))state!;
-                lanes.OnLaneStopped(stopped);
-            }, (this, lane), TaskScheduler.Default);
-        }
         // The graph's other lanes wait for the next runs, as lanes handed back do.
         for (var i = 1; i < made.Length; i++) KeepIdleOrShutDown(made[i]);
         return made[0];
@@ -122,9 +114,11 @@ public sealed class RunLanes
         lane.Agent.Shutdown();
     }
 
-    private void OnLaneStopped(Lane lane)
+    /// <summary>Called by a lane's answer end as the lane stops, on the lane's thread.</summary>
+    internal void OnLaneStopped(AnswerLaneSink.Control answer)
     {
         Interlocked.Decrement(ref _liveCount);
+        if (answer.Lane is not { } lane) return;
         // A lane stops with a run on it only when the actor system shuts down (or a bug breaks the
         // graph): that run's reader and its session must not wait forever.
         if (lane.Run is not { } run) return;
@@ -135,16 +129,23 @@ public sealed class RunLanes
 }
 
 /// <summary>One materialized lane: the entries into its two ends.</summary>
-internal sealed class Lane(AgentLaneSource.Control agent, AnswerLaneSink.Control answer)
+internal sealed class Lane
 {
-    public AgentLaneSource.Control Agent { get; } = agent;
+    public Lane(AgentLaneSource.Control agent, AnswerLaneSink.Control answer)
+    {
+        Agent = agent;
+        Answer = answer;
+        answer.Lane = this;
+    }
 
-    public AnswerLaneSink.Control Answer { get; } = answer;
+    public AgentLaneSource.Control Agent { get; }
+
+    public AnswerLaneSink.Control Answer { get; }
 
     /// <summary>The run on this lane now; null while idle.</summary>
     public AnswerRun? Run { get; set; }
 
-    public bool Stopped => Answer.Stopped.IsCompleted;
+    public bool Stopped => Answer.Stopped;
 
     public void Abort(AnswerRun run, Exception cause) => Agent.Abort(run, cause);
 
