@@ -83,6 +83,22 @@ public sealed class ClientDisconnectTests(SlowGatewayFixture fixture) : IClassFi
         await Eventually.TrueAsync(() => Server.Metrics.ActiveRuns == 0, RunsEndWithin, "the dropped stream's run ends");
     }
 
+    [Fact]
+    public async Task Stream_dropped_while_its_agent_is_silent_leaves_no_run_behind()
+    {
+        using var client = DroppingClient();
+        using var response = await ChatApi.StartStreamAsync(client, ChatApi.Body("think hard", model: $"openclaw/{SlowGatewayFixture.SilentAgent}"));
+        await using (var events = ChatApi.EventsAsync(response).GetAsyncEnumerator())
+        {
+            Assert.True(await Eventually.WithinAsync(events.MoveNextAsync().AsTask(), TimeSpan.FromSeconds(5), "the role chunk"));
+            Assert.Equal(1, Server.Metrics.ActiveRuns);
+        }
+
+        // Nothing is being written when the client leaves: the gateway must notice without a write failing.
+        response.Dispose();
+        await Eventually.TrueAsync(() => Server.Metrics.ActiveRuns == 0, RunsEndWithin, "the silent agent's run ends");
+    }
+
     /// <summary>Reads events up to and including the first content delta.</summary>
     private static async Task ReadFirstContentAsync(HttpResponseMessage response, CancellationToken cancellationToken = default)
     {

@@ -38,10 +38,15 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
         var ready = new ReadyParts(parts);
         var stream = new UnflushedPipeStream(body);
         Action<SseItem<ChatStreamPart>, IBufferWriter<byte>> format = (item, output) => ChatAnswerEnds.WriteEvent(output, header, item.Data);
+        // A client that leaves ends the run at once, even while nothing is ready to write. Registered once
+        // for the whole answer: a token passed to every wait would cost each wait its own waiter object
+        // and registration (the channel reuses one waiter only for a wait without a token).
+        using var leaving = aborted.UnsafeRegister(static state => ((AnswerStream)state!).Abandon(), answer);
         try
         {
             // Waits here while a slow client's socket is full: the run's channel fills and the agent waits.
-            while (await parts.WaitToReadAsync(aborted))
+            // The wait ends when the run ends, which a client that leaves brings about (above).
+            while (await parts.WaitToReadAsync())
             {
                 // Completes without waiting: the parts are at hand and the stream only appends to the pipe.
                 await SseFormatter.WriteAsync(ready, stream, format, aborted);

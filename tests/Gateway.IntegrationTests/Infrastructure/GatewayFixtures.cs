@@ -32,11 +32,14 @@ public sealed class DefaultGatewayCollection : ICollectionFixture<DefaultGateway
 /// <summary>
 /// A gateway whose built-in agents answer slowly. <c>main</c> (the default) makes 10 pieces 200 ms
 /// apart (about 2 s a reply); <c>slow</c> makes 50 (about 10 s), long enough that only a
-/// cancellation can end it within the 2 s the disconnect tests allow.
+/// cancellation can end it within the 2 s the disconnect tests allow; <c>silent</c> says nothing for
+/// 30 s after its role chunk (a model that thinks long before its first token).
 /// </summary>
 public sealed class SlowGatewayFixture : GatewayFixture
 {
     public const string SlowAgent = "slow";
+
+    public const string SilentAgent = "silent";
 
     public static readonly TimeSpan PieceDelay = TimeSpan.FromMilliseconds(200);
 
@@ -52,6 +55,7 @@ public sealed class SlowGatewayFixture : GatewayFixture
             list: [
               { id: 'main', default: true },
               { id: 'slow', builtin: { pieceDelayMs: 200, pieces: 50 } },
+              { id: 'silent', builtin: { pieceDelayMs: 30000, pieces: 2 } },
             ],
           },
         }

@@ -246,14 +246,19 @@ public sealed class UpstreamProviderTests : IAsyncLifetime
     {
         _upstream.Enqueue(new FakeReply(Enumerable.Range(0, 100).Select(i => $"piece{i} ").ToArray(),
             StallFirst: TimeSpan.FromMilliseconds(stallMs), PieceDelay: TimeSpan.FromMilliseconds(100)));
-        using var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        using var giveUp = new CancellationTokenSource();
         using var request = Request(new { model = "openclaw", stream, messages = new[] { new { role = "user", content = "hi" } } });
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        var call = Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
             using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, giveUp.Token);
             await response.Content.ReadAsStringAsync(giveUp.Token);
         });
+        // Gives up a moment after the upstream has the request (a fixed delay from the start raced a cold
+        // start: a client that leaves before the upstream call is made leaves nothing to abort).
+        await Eventually.TrueAsync(() => !_upstream.Requests.IsEmpty, TimeSpan.FromSeconds(10), "the upstream never got the request");
+        giveUp.CancelAfter(TimeSpan.FromMilliseconds(300));
+        await call;
 
         await Eventually.TrueAsync(() => _upstream.Aborted == 1, TimeSpan.FromSeconds(1), "the upstream request was not aborted");
         await Eventually.TrueAsync(() => _gateway.Metrics.ActiveRuns == 0, TimeSpan.FromSeconds(2), "the run is still active");
