@@ -54,5 +54,10 @@ public sealed class GatewayMetrics : IDisposable
 
     internal void AgentOutput(int chars) => Interlocked.Add(ref _agentOutputChars, chars);
 
+    /// <summary><see cref="AgentOutput"/> as one delegate for every run (a method group makes a new one each time, held by the run).</summary>
+    internal Action<int> AgentOutputCounter => _agentOutputCounter ??= AgentOutput;
+
+    private Action<int>? _agentOutputCounter;
+
     public void Dispose() => _meter.Dispose();
 }

@@ -109,13 +109,13 @@ public sealed class AgentRunActor : UntypedActor
         if (turn.Mode == AnswerMode.Stream)
         {
             var run = _lanes.StartStreaming(source, turn.Header, turn.IncludeUsage, promptEstimate, _settings.StreamBuffer,
-                _metrics.AgentOutput, listener);
+                _metrics.AgentOutputCounter, listener, remembersReply: !turn.Stateless);
             _run = run;
             start.ReplyTo.Tell(new TurnStreaming(new AnswerStream(run)));
         }
         else
         {
-            _run = _lanes.StartCompletion(source, turn.Header, promptEstimate, _metrics.AgentOutput, listener);
+            _run = _lanes.StartCompletion(source, turn.Header, promptEstimate, _metrics.AgentOutputCounter, listener, remembersReply: !turn.Stateless);
         }
         _timeout = Context.System.Scheduler.ScheduleTellOnceCancelable(_settings.RunTimeout, Self, new RunTimedOut(turn.TurnId),
             ActorRefs.NoSender);

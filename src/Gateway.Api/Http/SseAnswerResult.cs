@@ -35,9 +35,8 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
         var aborted = context.RequestAborted;
         var header = answer.Events.Header;
         var parts = answer.Events.Parts;
-        var ready = new ReadyParts(parts);
+        var ready = new ReadyParts(parts, header);
         var stream = new UnflushedPipeStream(body);
-        Action<SseItem<ChatStreamPart>, IBufferWriter<byte>> format = (item, output) => ChatAnswerEnds.WriteEvent(output, header, item.Data);
         // A client that leaves ends the run at once, even while nothing is ready to write. Registered once
         // for the whole answer: a token passed to every wait would cost each wait its own waiter object
         // and registration (the channel reuses one waiter only for a wait without a token).
@@ -49,7 +48,7 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
             while (await parts.WaitToReadAsync())
             {
                 // Completes without waiting: the parts are at hand and the stream only appends to the pipe.
-                await SseFormatter.WriteAsync(ready, stream, format, aborted);
+                await SseFormatter.WriteAsync(ready, stream, Format, aborted);
                 // Completed: the response is over (the connection is gone); stop the run.
                 if ((await body.FlushAsync(aborted)).IsCompleted) break;
             }
@@ -60,18 +59,25 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
         }
     }
 
+    // Static, so one delegate serves every answer: the header travels with each item instead of in a closure.
+    private static readonly Action<SseItem<HeaderedPart>, IBufferWriter<byte>> Format =
+        static (item, output) => ChatAnswerEnds.WriteEvent(output, item.Data.Header, item.Data.Part);
+
+    private readonly record struct HeaderedPart(ChatAnswerHeader Header, ChatStreamPart Part);
+
     /// <summary>The parts the run has ready now, without waiting for more: one burst.</summary>
-    private sealed class ReadyParts(ChannelReader<ChatStreamPart> parts) : IAsyncEnumerable<SseItem<ChatStreamPart>>, IAsyncEnumerator<SseItem<ChatStreamPart>>
+    private sealed class ReadyParts(ChannelReader<ChatStreamPart> parts, ChatAnswerHeader header)
+        : IAsyncEnumerable<SseItem<HeaderedPart>>, IAsyncEnumerator<SseItem<HeaderedPart>>
     {
-        public SseItem<ChatStreamPart> Current { get; private set; }
+        public SseItem<HeaderedPart> Current { get; private set; }
 
         // One answer writes one burst at a time, so the enumerator is this object, reused burst after burst.
-        public IAsyncEnumerator<SseItem<ChatStreamPart>> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
+        public IAsyncEnumerator<SseItem<HeaderedPart>> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
 
         public ValueTask<bool> MoveNextAsync()
         {
             if (!parts.TryRead(out var part)) return ValueTask.FromResult(false);
-            Current = new SseItem<ChatStreamPart>(part);
+            Current = new SseItem<HeaderedPart>(new HeaderedPart(header, part));
             return ValueTask.FromResult(true);
         }
 

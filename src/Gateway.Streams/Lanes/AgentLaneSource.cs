@@ -60,8 +60,10 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
         private IAsyncEnumerator<AgentEvent>? _events;
         private CancellationTokenSource? _cancellation;
         private bool _moving;
-        // What to push next without asking the agent: the start marker, or a run's last event.
-        private readonly Queue<AgentEvent> _next = new(2);
+        // What to push next without asking the agent: the start marker, and a run's last event. Two fields
+        // rather than a queue: a lane lives as long as its longest stream, and a queue costs it two objects.
+        private AgentEvent? _nextFirst;
+        private AgentEvent? _nextSecond;
 
         // Port counts rather than the shape: the shape constructor formats the shape into a log source
         // string, which every lane would keep.
@@ -101,8 +103,10 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
 
         public override void OnPull()
         {
-            if (_next.TryDequeue(out var next))
+            if (_nextFirst is { } next)
             {
+                _nextFirst = _nextSecond;
+                _nextSecond = null;
                 Push(_out, next);
                 return;
             }
@@ -132,8 +136,11 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
 
         private void Emit(AgentEvent agentEvent)
         {
-            if (IsAvailable(_out) && _next.Count == 0) Push(_out, agentEvent);
-            else _next.Enqueue(agentEvent);
+            if (_nextFirst is null && IsAvailable(_out)) Push(_out, agentEvent);
+            else if (_nextFirst is null) _nextFirst = agentEvent;
+            // A run has a start marker and one last event, and the next run starts only after both have gone.
+            else if (_nextSecond is null) _nextSecond = agentEvent;
+            else throw new InvalidOperationException("A lane's agent end held more than a run's start and end.");
         }
 
         private void Move()

@@ -13,8 +13,9 @@ public abstract class AnswerRun
     private readonly TaskCompletionSource<TurnOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private protected AnswerRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        Action<int>? onText, IRunListener? listener)
+        Action<int>? onText, IRunListener? listener, bool remembersReply)
     {
+        RemembersReply = remembersReply;
         Agent = agent;
         Header = header;
         IncludeUsage = includeUsage;
@@ -44,6 +45,9 @@ public abstract class AnswerRun
 
     internal Action<int>? OnText { get; }
 
+    /// <summary>Whether <see cref="TurnOutcome.ReplyText"/> carries the reply (a session that remembers needs it); else it is empty.</summary>
+    internal bool RemembersReply { get; }
+
     internal Lane? Lane { get; set; }
 
     internal void SetOutcome(TurnOutcome outcome)
@@ -71,8 +75,8 @@ public sealed class StreamingRun : AnswerRun
     private ChatStreamPart? _pending;
 
     internal StreamingRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        int channelCapacity, Action<int>? onText, IRunListener? listener = null)
-        : base(agent, header, includeUsage, promptTokenEstimate, onText, listener)
+        int channelCapacity, Action<int>? onText, IRunListener? listener = null, bool remembersReply = true)
+        : base(agent, header, includeUsage, promptTokenEstimate, onText, listener, remembersReply)
     {
         _parts = Channel.CreateBounded<ChatStreamPart>(new BoundedChannelOptions(channelCapacity)
         {
@@ -131,8 +135,8 @@ public sealed class CompletionRun : AnswerRun
     private readonly ChatAnswerEnds.CompletionFold _fold;
 
     internal CompletionRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate, Action<int>? onText,
-        IRunListener? listener = null)
-        : base(agent, header, includeUsage: true, promptTokenEstimate, onText, listener) =>
+        IRunListener? listener = null, bool remembersReply = true)
+        : base(agent, header, includeUsage: true, promptTokenEstimate, onText, listener, remembersReply) =>
         _fold = new ChatAnswerEnds.CompletionFold(header);
 
     public Task<ChatAnswer> Answer => _answer.Task;

@@ -56,19 +56,20 @@ public sealed class RunLanes
     /// <summary>Starts a streamed answer: SSE items in a channel of <paramref name="channelCapacity"/>, ending with [DONE].</summary>
     /// <param name="onText">Told the length of each text delta (a metric of what agents produce).</param>
     /// <param name="listener">Told the run's outcome as it happens.</param>
+    /// <param name="remembersReply">Whether the outcome carries the reply text (false: nobody remembers it, so it is not kept).</param>
     public StreamingRun StartStreaming(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage,
-        int promptTokenEstimate, int channelCapacity, Action<int>? onText = null, IRunListener? listener = null)
+        int promptTokenEstimate, int channelCapacity, Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true)
     {
-        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, channelCapacity, onText, listener);
+        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, channelCapacity, onText, listener, remembersReply);
         Assign(run);
         return run;
     }
 
     /// <summary>Starts a folded answer: one <c>chat.completion</c> (always with usage), or the run's error.</summary>
     public CompletionRun StartCompletion(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate,
-        Action<int>? onText = null, IRunListener? listener = null)
+        Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true)
     {
-        var run = new CompletionRun(agent, header, promptTokenEstimate, onText, listener);
+        var run = new CompletionRun(agent, header, promptTokenEstimate, onText, listener, remembersReply);
         Assign(run);
         return run;
     }

@@ -39,7 +39,8 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
     {
         private readonly Inlet<AgentEvent> _in;
         private readonly Outlet<ChatStreamPart> _out;
-        private StringBuilder _reply = new();
+        // Made on the first text of a run whose reply is remembered: a lane that carries only stateless runs never needs one.
+        private StringBuilder? _reply;
         private long _replyChars;
         private AnswerRun? _run;
         private bool _roleDue;
@@ -121,8 +122,8 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
             _run = run;
             _usage = null;
             // An idle lane keeps a small buffer for the next run, not the largest reply it ever carried.
-            if (_reply.Capacity > KeptReplyCapacity) _reply = new StringBuilder();
-            else _reply.Clear();
+            if (_reply is { Capacity: > KeptReplyCapacity }) _reply = null;
+            else _reply?.Clear();
             _replyChars = 0;
             _roleDue = true;
             Push(_out, new RunOpened(run));
@@ -165,11 +166,13 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
         private void Remember(string text)
         {
             _replyChars += text.Length;
+            if (!_run!.RemembersReply) return;
+            _reply ??= new StringBuilder();
             var room = MaxRememberedReplyChars - _reply.Length;
             if (room > 0) _reply.Append(text, 0, Math.Min(room, text.Length));
         }
 
         private TurnOutcome Outcome(string? finishReason, ErrorPart? error, bool cancelled) =>
-            new(_reply.ToString(), finishReason, _usage, error, cancelled);
+            new(_reply is { Length: > 0 } reply ? reply.ToString() : "", finishReason, _usage, error, cancelled);
     }
 }

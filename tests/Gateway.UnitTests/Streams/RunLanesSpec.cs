@@ -519,6 +519,28 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
     }
 
+    [Fact]
+    public async Task A_run_whose_reply_nobody_remembers_streams_it_but_leaves_it_out_of_its_outcome()
+    {
+        var lanes = NewLanes();
+        var forgotten = lanes.StartStreaming(Saying(new TextDelta("not "), new TextDelta("kept"), new RunEnded()), Header, includeUsage: true,
+            PromptTokens, channelCapacity: 16, remembersReply: false);
+
+        var events = await ReadAllAsync(forgotten.Events);
+        Assert.Equal([RoleEvent, Event(new ContentPart("not ")), Event(new ContentPart("kept")), StopEvent], events.Take(4));
+        var outcome = await forgotten.Outcome.WaitAsync(RemainingOrDefault);
+        Assert.True(outcome.Succeeded);
+        Assert.Equal("", outcome.ReplyText);
+        // The usage estimate still counts the reply.
+        Assert.Equal(TokenEstimator.Estimate("not kept".Length), outcome.Usage!.CompletionTokens);
+
+        // The next run on the same lane is remembered again.
+        var remembered = Stream(lanes, Saying(new TextDelta("kept"), new RunEnded()));
+        await ReadAllAsync(remembered.Events);
+        Assert.Same(forgotten.Lane, remembered.Lane);
+        Assert.Equal("kept", (await remembered.Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
+    }
+
     // ---- the pool -------------------------------------------------------------------------------
 
     // A graph of several lanes: one interpreter actor carries them all.
