@@ -44,11 +44,18 @@ public sealed class LeanMailbox : MailboxType, IProducesMessageQueue<LeanMailbox
 
     public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new Queue();
 
-    /// <summary>A locked <see cref="Queue{T}"/>, made on the first message and dropped when drained.</summary>
+    /// <summary>
+    /// One message in a field, more in a locked <see cref="Queue{T}"/> made when a second one arrives
+    /// and dropped when drained. Most of these actors get one message at a time (a lane's next signal, a
+    /// run's outcome): they never make the queue at all.
+    /// </summary>
     public sealed class Queue : IMessageQueue, IUnboundedMessageQueueSemantics
     {
         // Locks on itself: a lock object of its own would cost every idle actor another 24 bytes.
-        private Queue<Envelope>? _envelopes;
+        // The oldest message is in _first whenever _hasFirst; the rest, in order, in _rest.
+        private Envelope _first;
+        private bool _hasFirst;
+        private Queue<Envelope>? _rest;
         private volatile int _count;
 
         public bool HasMessages => _count > 0;
@@ -59,7 +66,15 @@ public sealed class LeanMailbox : MailboxType, IProducesMessageQueue<LeanMailbox
         {
             lock (this)
             {
-                (_envelopes ??= new Queue<Envelope>(4)).Enqueue(envelope);
+                if (_count == 0)
+                {
+                    _first = envelope;
+                    _hasFirst = true;
+                }
+                else
+                {
+                    (_rest ??= new Queue<Envelope>(4)).Enqueue(envelope);
+                }
                 _count++;
             }
         }
@@ -68,12 +83,18 @@ public sealed class LeanMailbox : MailboxType, IProducesMessageQueue<LeanMailbox
         {
             lock (this)
             {
-                if (_envelopes is null || !_envelopes.TryDequeue(out envelope))
+                if (_hasFirst)
+                {
+                    envelope = _first;
+                    _first = default;
+                    _hasFirst = false;
+                }
+                else if (_rest is null || !_rest.TryDequeue(out envelope))
                 {
                     envelope = default;
                     return false;
                 }
-                if (--_count == 0) _envelopes = null;
+                if (--_count == 0) _rest = null;
                 return true;
             }
         }

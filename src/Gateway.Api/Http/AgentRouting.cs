@@ -53,9 +53,10 @@ public sealed class AgentRouting(IOptions<AgentsOptions> options)
     }
 
     /// <summary>
-    /// The header's key as given; else a stable key from <c>user</c>; else a fresh stateless key.
+    /// The header's key as given; else a stable key from <c>user</c>; else a fresh stateless key, made
+    /// from <paramref name="requestId"/> (a new GUID each request; the caller's, so a request needs only one).
     /// </summary>
-    public static (string? Key, bool Stateless, string? Error) SessionKey(string? headerKey, string? user, string agentId)
+    public static (string? Key, bool Stateless, string? Error) SessionKey(string? headerKey, string? user, string agentId, Guid requestId)
     {
         if (!string.IsNullOrWhiteSpace(headerKey))
         {
@@ -64,7 +65,7 @@ public sealed class AgentRouting(IOptions<AgentsOptions> options)
         }
         if (!string.IsNullOrWhiteSpace(user))
             return ($"agent:{agentId}:openai-user:{user.Trim().ToLowerInvariant()}", false, null);
-        return ($"agent:{agentId}:openai:{Guid.NewGuid()}", true, null);
+        return ($"agent:{agentId}:openai:{requestId}", true, null);
     }
 
     private static bool IsReserved(string key)

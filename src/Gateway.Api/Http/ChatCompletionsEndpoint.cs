@@ -119,11 +119,13 @@ public static class ChatCompletionsEndpoint
             var headers = context.Request.Headers;
             var (agent, agentError) = routing.SelectAgent(headers[AgentRouting.AgentHeader], chat.Model);
             if (agent is null) return (null, ApiErrors.InvalidRequest(agentError!));
-            var (sessionKey, stateless, keyError) = AgentRouting.SessionKey(headers[AgentRouting.SessionKeyHeader], chat.User, agent.Id);
+            // One GUID per request (each costs a call into the OS's random source): the answer's id and a stateless session's key.
+            var requestId = Guid.NewGuid();
+            var (sessionKey, stateless, keyError) = AgentRouting.SessionKey(headers[AgentRouting.SessionKeyHeader], chat.User, agent.Id, requestId);
             if (sessionKey is null) return (null, ApiErrors.InvalidRequest(keyError!));
             if (AgentPrompt.Build(chat) is not { } input) return (null, ApiErrors.InvalidRequest(AgentPrompt.MissingUserMessage));
 
-            var header = new ChatAnswerHeader($"chatcmpl_{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), chat.Model);
+            var header = new ChatAnswerHeader($"chatcmpl_{requestId:N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), chat.Model);
             return (new StartTurn(sessionKey, stateless, agent, input, header,
                 chat.Stream ? AnswerMode.Stream : AnswerMode.Completion, chat.IncludeUsage), null);
         }
