@@ -31,7 +31,7 @@ public sealed record SessionSettings(
         MaxQueuedTurns: 64,
         MaxHistoryEntries: 200,
         RunTimeout: TimeSpan.FromSeconds(600),
-        StreamBuffer: 16,
+        StreamBuffer: 64,
         MaxBufferedPerPassivatingSession: 256,
         StatelessSessions: DefaultStatelessSessions,
         LanesPerGraph: 8);
