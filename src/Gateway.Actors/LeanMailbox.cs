@@ -9,10 +9,11 @@ namespace Gateway.Actors;
 /// The mailbox of sessions with memory, runs and lanes: unbounded like Akka's default, but it holds no
 /// memory while empty. The default queue (a ConcurrentQueue) keeps a 32-slot segment of about a kilobyte
 /// for the actor's whole life; these actors spend most of their lives waiting (an idle session, a
-/// stream waiting for its model), and a gateway holds many of them. The price: a small queue made again
-/// whenever one fills after draining (for a lane, per model token it waited for), and senders take a
-/// short lock; each of these actors has one sender or a few at a time, so there is no contention to
-/// speak of. The few busy, shared stateless sessions keep Akka's default mailbox.
+/// stream waiting for its model), and a gateway holds many of them. The price: a small queue made
+/// whenever a second message waits behind a first (one waiting message sits in a field), and senders
+/// take a short lock; these actors have few senders at a time (a lane's interpreter serves the eight
+/// lanes of its graph), so there is little contention. The few busy, shared stateless sessions keep
+/// Akka's default mailbox.
 /// </summary>
 public sealed class LeanMailbox : MailboxType, IProducesMessageQueue<LeanMailbox.Queue>
 {

@@ -28,7 +28,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
     /// <summary>Thread-safe entries into the stage; they share its one async callback (see <see cref="AgentLaneSource.Control"/>).</summary>
     internal sealed class Control(Action<object> signal)
     {
-        private volatile bool _stopped;
+        private int _stopped;
 
         /// <summary>The reader left: stop waiting for it and drop the rest of its run.</summary>
         public void Cancel(AnswerRun run) => signal(new Cancelled(run));
@@ -37,9 +37,10 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
         public Lane? Lane { get; set; }
 
         /// <summary>True once the lane has stopped (shut down, or broken by a bug).</summary>
-        public bool Stopped => _stopped;
+        public bool Stopped => Volatile.Read(ref _stopped) == 1;
 
-        internal void MarkStopped() => _stopped = true;
+        // A full fence (see RunLanes.Assign): the pool reads Run after this, and writes Run before reading it.
+        internal void MarkStopped() => Interlocked.Exchange(ref _stopped, 1);
     }
 
     private sealed record Cancelled(AnswerRun Run);
@@ -108,6 +109,9 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
         {
             // Only a bug stops a lane with a run on it; its reader gets a failure rather than waiting forever.
             _run?.Close(new InvalidOperationException("The answer's lane stopped."));
+            // A stopped lane's stages stay in memory while their interpreter carries other lanes: hold nothing.
+            _run = null;
+            _pending = null;
             Controls.MarkStopped();
             // Told here rather than through a task's continuation: that would cost every lane a task,
             // a continuation and a completion source for its whole life.

@@ -36,6 +36,9 @@ public sealed class RunLanes
         ArgumentOutOfRangeException.ThrowIfLessThan(lanesPerGraph, 1);
         _materializer = materializer;
         _maxIdleLanes = maxIdleLanes;
+        // A graph's other lanes wait idle for the next runs: making more than the idle cap can keep would
+        // shut the rest down as soon as they are made.
+        lanesPerGraph = Math.Min(lanesPerGraph, maxIdleLanes + 1);
         var lane = Source.FromGraph(new AgentLaneSource())
             .Via(new WireOrderStage())
             .ToMaterialized(new AnswerLaneSink(this), static (agent, answer) => new Lane(agent, answer));
@@ -78,8 +81,13 @@ public sealed class RunLanes
     {
         var lane = Rent();
         run.Lane = lane;
-        lane.Run = run;
+        // A full fence between this write and the read of Stopped below, as between the lane's stop flag and
+        // its read of Run (OnLaneStopped): whichever comes second sees the other, so the run cannot be lost.
+        Interlocked.Exchange(ref lane.Run, run);
         lane.Agent.Start(run);
+        // Only a lane stopping right now (the actor system shutting down) drops the start: fail the run here,
+        // as OnLaneStopped would have (both may: ending a run twice is harmless).
+        if (lane.Stopped) FailOnStoppedLane(run);
     }
 
     private Lane Rent()
@@ -122,7 +130,11 @@ public sealed class RunLanes
         if (answer.Lane is not { } lane) return;
         // A lane stops with a run on it only when the actor system shuts down (or a bug breaks the
         // graph): that run's reader and its session must not wait forever.
-        if (lane.Run is not { } run) return;
+        if (Volatile.Read(ref lane.Run) is { } run) FailOnStoppedLane(run);
+    }
+
+    private static void FailOnStoppedLane(AnswerRun run)
+    {
         var failure = new InvalidOperationException("The answer's lane stopped.");
         run.Close(failure);
         run.SetOutcome(new TurnOutcome("", null, null, new ErrorPart(ChatError.Internal, failure), Cancelled: false));
@@ -143,8 +155,8 @@ internal sealed class Lane
 
     public AnswerLaneSink.Control Answer { get; }
 
-    /// <summary>The run on this lane now; null while idle.</summary>
-    public AnswerRun? Run { get; set; }
+    /// <summary>The run on this lane now; null while idle. A field, for the fenced write in <see cref="RunLanes"/>.</summary>
+    public AnswerRun? Run;
 
     public bool Stopped => Answer.Stopped;
 

@@ -121,9 +121,7 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
         {
             _run = run;
             _usage = null;
-            // An idle lane keeps a small buffer for the next run, not the largest reply it ever carried.
-            if (_reply is { Capacity: > KeptReplyCapacity }) _reply = null;
-            else _reply?.Clear();
+            _reply?.Clear();
             _replyChars = 0;
             _roleDue = true;
             Push(_out, new RunOpened(run));
@@ -172,7 +170,15 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
             if (room > 0) _reply.Append(text, 0, Math.Min(room, text.Length));
         }
 
-        private TurnOutcome Outcome(string? finishReason, ErrorPart? error, bool cancelled) =>
-            new(_reply is { Length: > 0 } reply ? reply.ToString() : "", finishReason, _usage, error, cancelled);
+        private TurnOutcome Outcome(string? finishReason, ErrorPart? error, bool cancelled)
+        {
+            var outcome = new TurnOutcome(_reply is { Length: > 0 } reply ? reply.ToString() : "", finishReason, _usage, error, cancelled);
+            // An idle lane keeps a small buffer for the next run, not the largest reply it ever carried (nor does
+            // a stopped one, whose stage stays in memory as long as the lanes it shares an interpreter with).
+            if (_reply is { Capacity: > KeptReplyCapacity }) _reply = null;
+            return outcome;
+        }
+
+        public override void PostStop() => _reply = null;
     }
 }

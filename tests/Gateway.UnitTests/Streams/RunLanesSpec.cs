@@ -610,45 +610,44 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     [Fact]
     public async Task A_lane_shut_down_beyond_maxIdleLanes_stops_alone_and_its_siblings_go_on()
     {
-        var lanes = NewGroupedLanes(lanesPerGraph: 3, maxIdleLanes: 1);
-        var agents = Enumerable.Range(0, 3).Select(_ => new ScriptedAgent()).ToArray();
-        // The first graph: two lanes carry runs, its third is beyond the cap of one idle lane and stops at once.
-        var a = Stream(lanes, agents[0].Events);
-        var b = Stream(lanes, agents[1].Events);
-        await AwaitLanesAsync(lanes, live: 2, idle: 0);
-        // The second graph: one lane carries a run, one is the idle lane kept, the third stops.
-        var c = Stream(lanes, agents[2].Events);
-        await AwaitLanesAsync(lanes, live: 4, idle: 1);
+        var lanes = NewGroupedLanes(lanesPerGraph: 3, maxIdleLanes: 2);
+        var agents = Enumerable.Range(0, 4).Select(_ => new ScriptedAgent()).ToArray();
+        // The first graph's three lanes carry a, b and c; d needs a second graph, whose two other lanes stay idle.
+        var runs = agents.Select(agent => Stream(lanes, agent.Events)).ToArray();
+        await AwaitLanesAsync(lanes, live: 6, idle: 2);
         Assert.Equal(2, await CountLaneInterpretersAsync());
 
         agents[0].Say(new RunEnded());
-        Assert.Equal("[DONE]", (await ReadAllAsync(a.Events))[^1]);
-        // Handed back beyond the cap: that lane stops, alone; its sibling still carries its run.
-        await AwaitLanesAsync(lanes, live: 3, idle: 1);
-        Assert.True(a.Lane!.Stopped);
-        Assert.False(b.Lane!.Stopped);
+        Assert.Equal("[DONE]", (await ReadAllAsync(runs[0].Events))[^1]);
+        // Handed back beyond the cap: that lane stops, alone; its siblings still carry their runs.
+        await AwaitLanesAsync(lanes, live: 5, idle: 2);
+        Assert.True(runs[0].Lane!.Stopped);
+        Assert.False(runs[1].Lane!.Stopped);
         agents[1].Say(new TextDelta("still here"), new RunEnded());
-        Assert.Equal([RoleEvent, Event(new ContentPart("still here")), StopEvent, "[DONE]"], await ReadAllAsync(b.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("still here")), StopEvent, "[DONE]"], await ReadAllAsync(runs[1].Events));
+        agents[2].Say(new RunEnded());
+        Assert.Equal("[DONE]", (await ReadAllAsync(runs[2].Events))[^1]);
 
-        // The first graph's last lane stops too, and its interpreter with it.
-        await AwaitLanesAsync(lanes, live: 2, idle: 1);
+        // The first graph's last lane has stopped, and its interpreter with it.
+        await AwaitLanesAsync(lanes, live: 3, idle: 2);
         await AwaitConditionAsync(async () => await CountLaneInterpretersAsync() == 1, RemainingOrDefault);
-        c.Cancel();
-        await AwaitLanesAsync(lanes, live: 1, idle: 1);
+        runs[3].Cancel();
+        await AwaitLanesAsync(lanes, live: 2, idle: 2);
     }
 
     [Fact]
-    public async Task With_no_idle_lanes_kept_every_lane_of_a_graph_stops_and_so_does_its_interpreter()
+    public async Task With_no_idle_lanes_kept_lanes_are_made_one_at_a_time_and_stop_after_their_run()
     {
         var lanes = NewGroupedLanes(lanesPerGraph: 3, maxIdleLanes: 0);
 
         var run = Stream(lanes, Saying(new TextDelta("only"), new RunEnded()));
+        // Siblings would have nowhere to wait: none are made.
+        Assert.Equal(1, lanes.LiveLanes);
         Assert.Equal("[DONE]", (await ReadAllAsync(run.Events))[^1]);
 
         await AwaitLanesAsync(lanes, live: 0, idle: 0);
         await AwaitConditionAsync(async () => await CountLaneInterpretersAsync() == 0, RemainingOrDefault);
     }
-
 
     [Fact]
     public async Task After_a_run_ends_its_lane_is_reused_for_the_next_one()
