@@ -366,6 +366,9 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         router.Tell(first, firstClient.Ref);
         await FinishAsync(await runs.ExpectMsgAsync<RunStarted>(), "one");
         Assert.Equal("one", ReplyText(await firstClient.ExpectMsgAsync<TurnCompleted>()));
+        // The client has its answer before the run actor has reported to its session (the lane tells both):
+        // wait for the report, or the second turn may find no idle run actor yet.
+        await AwaitAssertAsync(() => Assert.Equal(0, Metrics.ActiveRuns));
 
         var secondClient = CreateTestProbe();
         router.Tell(StatelessTurn("second"), secondClient.Ref);
