@@ -38,7 +38,7 @@ public sealed class RunLanes
         _maxIdleLanes = maxIdleLanes;
         // A graph's other lanes wait idle for the next runs: making more than the idle cap can keep would
         // shut the rest down as soon as they are made.
-        lanesPerGraph = Math.Min(lanesPerGraph, maxIdleLanes + 1);
+        lanesPerGraph = (int)Math.Min(lanesPerGraph, maxIdleLanes + 1L);
         var lane = Source.FromGraph(new AgentLaneSource())
             .Via(new WireOrderStage())
             .ToMaterialized(new AnswerLaneSink(this), static (agent, answer) => new Lane(agent, answer));
