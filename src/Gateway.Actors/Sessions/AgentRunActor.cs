@@ -24,8 +24,9 @@ public sealed class AgentRunActor : UntypedActor
     private readonly RunLanes _lanes;
     private readonly GatewayMetrics _metrics;
     private ILoggingAdapter? _log;
-    // The turn in progress, its run on the lane, and its time limit; all null between turns.
-    private RunTurn? _current;
+    // The turn in progress (not its RunTurn: that holds the history and the client, which the run no
+    // longer needs once started), its run on the lane, and its time limit; all null between turns.
+    private StartTurn? _current;
     private AnswerRun? _run;
     // The scheduler's own cancelable rather than the actor's timers: the timer scheduler would make a
     // dictionary and timer entries for every turn.
@@ -60,12 +61,12 @@ public sealed class AgentRunActor : UntypedActor
             case TurnOutcome outcome:
                 OnOutcome(outcome);
                 break;
-            case CancelRun cancel when cancel.TurnId == _current?.Turn.TurnId:
+            case CancelRun cancel when cancel.TurnId == _current?.TurnId:
                 _cancelled = true;
                 _run?.Cancel();
                 break;
-            case RunTimedOut timedOut when timedOut.TurnId == _current?.Turn.TurnId:
-                Log.Warning("Run {0} in session {1} timed out after {2}", timedOut.TurnId, _current.Turn.SessionKey, _settings.RunTimeout);
+            case RunTimedOut timedOut when timedOut.TurnId == _current?.TurnId:
+                Log.Warning("Run {0} in session {1} timed out after {2}", timedOut.TurnId, _current.SessionKey, _settings.RunTimeout);
                 _run?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
                 break;
             case CancelRun or RunTimedOut:
@@ -79,8 +80,8 @@ public sealed class AgentRunActor : UntypedActor
 
     private void Start(RunTurn start)
     {
-        if (_current is not null) throw new InvalidOperationException($"Run {_current.Turn.TurnId} is still in progress.");
-        _current = start;
+        if (_current is not null) throw new InvalidOperationException($"Run {_current.TurnId} is still in progress.");
+        _current = start.Turn;
         _cancelled = false;
         _metrics.RunStarted();
         try
@@ -105,7 +106,8 @@ public sealed class AgentRunActor : UntypedActor
 
         // The lane tells the client its answer and this actor the outcome straight from the lane's thread:
         // the answer does not depend on this actor staying alive, and no thread pool hop sits in between.
-        var listener = new Listener(Self, start.ReplyTo);
+        // A streamed run's client has its answer at once, below: the listener need not keep it.
+        var listener = new Listener(Self, turn.Mode == AnswerMode.Stream ? ActorRefs.Nobody : start.ReplyTo);
         if (turn.Mode == AnswerMode.Stream)
         {
             var run = _lanes.StartStreaming(source, turn.Header, turn.IncludeUsage, promptEstimate, _settings.StreamBuffer,
@@ -127,7 +129,7 @@ public sealed class AgentRunActor : UntypedActor
         if (_current is not { } unfinished) return;
         _metrics.RunStopped();
         // The session does not watch its runs: a run that stops unfinished (a crash) tells it so.
-        Context.Parent.Tell(new RunStopped(unfinished.Turn.TurnId), ActorRefs.NoSender);
+        Context.Parent.Tell(new RunStopped(unfinished.TurnId), ActorRefs.NoSender);
         // Stopped before the graph ended (a crash, or the session stopping): end the graph in-band so a
         // reading client still gets an error event and [DONE]; the reader end is the client's to drop.
         _run?.Abort(new AgentRunException(ChatError.Internal));
@@ -144,12 +146,12 @@ public sealed class AgentRunActor : UntypedActor
         if (outcome.Error?.Cause is { } cause and not OperationCanceledException)
         {
             _metrics.RunFailed();
-            Log.Error(cause, "Run {0} in session {1} failed", finished.Turn.TurnId, finished.Turn.SessionKey);
+            Log.Error(cause, "Run {0} in session {1} failed", finished.TurnId, finished.SessionKey);
         }
         var reported = _cancelled && !outcome.Cancelled ? outcome with { Cancelled = true } : outcome;
         // No sender: an idle session would otherwise keep this run's cell reachable, as the sender of
         // the last message it processed, for as long as the session lives.
-        Context.Parent.Tell(new RunFinished(finished.Turn.TurnId, reported), ActorRefs.NoSender);
+        Context.Parent.Tell(new RunFinished(finished.TurnId, reported), ActorRefs.NoSender);
     }
 
     private sealed class Listener(IActorRef run, IActorRef client) : IRunListener

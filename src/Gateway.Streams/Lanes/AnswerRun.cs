@@ -10,7 +10,10 @@ namespace Gateway.Streams.Lanes;
 /// </summary>
 public abstract class AnswerRun
 {
-    private readonly TaskCompletionSource<TurnOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // The outcome as it happened, and a task for it made only when someone asks (the listener is how the
+    // gateway hears it): a completion source per run would otherwise live as long as the run.
+    private TurnOutcome? _result;
+    private TaskCompletionSource<TurnOutcome>? _outcome;
 
     private protected AnswerRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
         Action<int>? onText, IRunListener? listener, bool remembersReply)
@@ -26,8 +29,19 @@ public abstract class AnswerRun
 
     private protected IRunListener? Listener { get; }
 
-    /// <summary>How the turn ended (reply text, usage, error, or cancelled); for the session's memory and logs.</summary>
-    public Task<TurnOutcome> Outcome => _outcome.Task;
+    /// <summary>How the turn ended (reply text, usage, error, or cancelled), as a task (for callers without a listener).</summary>
+    public Task<TurnOutcome> Outcome
+    {
+        get
+        {
+            if (Volatile.Read(ref _outcome) is { } made) return made.Task;
+            var fresh = new TaskCompletionSource<TurnOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var outcome = Interlocked.CompareExchange(ref _outcome, fresh, null) ?? fresh;
+            // After the exchange (a full fence), as SetOutcome reads the task after setting the result: one of the two sees the other.
+            if (Volatile.Read(ref _result) is { } result) outcome.TrySetResult(result);
+            return outcome.Task;
+        }
+    }
 
     /// <summary>Ends the run in-band: the answer carries the error (an error event, then [DONE]).</summary>
     public void Abort(Exception cause) => Lane?.Abort(this, cause);
@@ -52,7 +66,9 @@ public abstract class AnswerRun
 
     internal void SetOutcome(TurnOutcome outcome)
     {
-        if (_outcome.TrySetResult(outcome)) Listener?.OnOutcome(outcome);
+        if (Interlocked.CompareExchange(ref _result, outcome, null) is not null) return;
+        Volatile.Read(ref _outcome)?.TrySetResult(outcome);
+        Listener?.OnOutcome(outcome);
     }
 
     /// <summary>Hands a part to the run's end; false when the end is full (call <see cref="RetryPending"/> once it has room).</summary>

@@ -520,6 +520,29 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     }
 
     [Fact]
+    public async Task The_outcome_asked_for_before_the_run_ends_or_after_is_the_same_one()
+    {
+        var lanes = NewLanes();
+        var agent = new ScriptedAgent();
+        var early = Stream(lanes, agent.Events);
+        var askedEarly = early.Outcome;
+        Assert.False(askedEarly.IsCompleted);
+
+        agent.Say(new TextDelta("done"), new RunEnded());
+        await ReadAllAsync(early.Events);
+        Assert.Equal("done", (await askedEarly.WaitAsync(RemainingOrDefault)).ReplyText);
+        Assert.Same(askedEarly, early.Outcome);
+
+        var late = Stream(lanes, Saying(new TextDelta("later"), new RunEnded()));
+        await ReadAllAsync(late.Events);
+        await AwaitLanesAsync(lanes, live: 1, idle: 1);
+        // Nobody asked while it ran: the task is made now, already complete.
+        var askedLate = late.Outcome;
+        Assert.True(askedLate.IsCompletedSuccessfully);
+        Assert.Equal("later", (await askedLate).ReplyText);
+    }
+
+    [Fact]
     public async Task A_run_whose_reply_nobody_remembers_streams_it_but_leaves_it_out_of_its_outcome()
     {
         var lanes = NewLanes();
