@@ -37,6 +37,28 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         AwaitConditionAsync(() => Task.FromResult(lanes.LiveLanes == live && lanes.IdleLanes == idle), RemainingOrDefault,
             $"expected {live} live and {idle} idle lanes");
 
+    /// <summary>
+    /// A reader that takes nothing holds up its own run (the agent waits once the channel is full) while
+    /// a second run, on another lane, answers in full; <paramref name="interpreters"/>, when given, is how
+    /// many interpreters the grouped lanes' materializer runs meanwhile.
+    /// </summary>
+    private async Task SlowReaderHoldsUpOnlyItsOwnLaneAsync(RunLanes lanes, int? interpreters = null)
+    {
+        var stuck = new ScriptedAgent();
+        stuck.Say(Enumerable.Range(0, 20).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
+        var slow = Stream(lanes, stuck.Events, channelCapacity: 1);
+        await AwaitConditionAsync(() => Task.FromResult(slow.Events.Parts.Count == 1), RemainingOrDefault);
+
+        var other = Stream(lanes, Saying(new TextDelta("free"), new RunEnded()));
+
+        Assert.Equal([RoleEvent, Event(new ContentPart("free")), StopEvent, "[DONE]"], await ReadAllAsync(other.Events));
+        Assert.Equal(2, lanes.LiveLanes);
+        if (interpreters is { } expected) Assert.Equal(expected, await CountLaneInterpretersAsync());
+        Assert.InRange(stuck.Produced, 0, 1 + 3);
+        slow.Cancel();
+        await AwaitLanesAsync(lanes, live: 2, idle: 2);
+    }
+
     // ---- agents ---------------------------------------------------------------------------------
 
     /// <summary>An agent that says these events, as fast as it is asked.</summary>
@@ -197,18 +219,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     public async Task Slow_reader_holds_up_only_its_own_lane()
     {
         var lanes = NewLanes();
-        var stuck = new ScriptedAgent();
-        stuck.Say(Enumerable.Range(0, 20).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
-        var slow = Stream(lanes, stuck.Events, channelCapacity: 1);
-        await AwaitConditionAsync(() => Task.FromResult(slow.Events.Parts.Count == 1), RemainingOrDefault);
-
-        var other = Stream(lanes, Saying(new TextDelta("free"), new RunEnded()));
-
-        Assert.Equal([RoleEvent, Event(new ContentPart("free")), StopEvent, "[DONE]"], await ReadAllAsync(other.Events));
-        Assert.Equal(2, lanes.LiveLanes);
-        Assert.InRange(stuck.Produced, 0, 1 + 3);
-        slow.Cancel();
-        await AwaitLanesAsync(lanes, live: 2, idle: 2);
+        await SlowReaderHoldsUpOnlyItsOwnLaneAsync(lanes);
     }
 
     // ---- the reader leaves ----------------------------------------------------------------------
@@ -615,19 +626,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     public async Task Slow_reader_holds_up_only_its_own_lane_among_lanes_that_share_an_interpreter()
     {
         var lanes = NewGroupedLanes(lanesPerGraph: 2);
-        var stuck = new ScriptedAgent();
-        stuck.Say(Enumerable.Range(0, 20).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
-        var slow = Stream(lanes, stuck.Events, channelCapacity: 1);
-        await AwaitConditionAsync(() => Task.FromResult(slow.Events.Parts.Count == 1), RemainingOrDefault);
-
-        var other = Stream(lanes, Saying(new TextDelta("free"), new RunEnded()));
-
-        Assert.Equal([RoleEvent, Event(new ContentPart("free")), StopEvent, "[DONE]"], await ReadAllAsync(other.Events));
-        Assert.Equal(2, lanes.LiveLanes);
-        Assert.Equal(1, await CountLaneInterpretersAsync());
-        Assert.InRange(stuck.Produced, 0, 1 + 3);
-        slow.Cancel();
-        await AwaitLanesAsync(lanes, live: 2, idle: 2);
+        await SlowReaderHoldsUpOnlyItsOwnLaneAsync(lanes, interpreters: 1);
     }
 
     [Fact]
