@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using Gateway.Streams.Lanes;
 using Gateway.Actors.Agents;
 using Gateway.Streams.Wire;
@@ -49,12 +50,13 @@ public sealed record TurnStreaming(AnswerStream Answer);
 public sealed record TurnCompleted(ChatAnswer Answer);
 
 /// <summary>
-/// The reading end of a streamed answer: its parts from a bounded channel, and the way to leave it
-/// early, which stops the run (safe to call from any thread, more than once).
+/// The reading end of a streamed answer: hand it the response to write its SSE events into, and
+/// leave it early, which stops the run (safe to call from any thread, more than once).
 /// </summary>
 public sealed class AnswerStream(StreamingRun run)
 {
-    public AnswerEvents Events => run.Events;
+    /// <inheritdoc cref="StreamingRun.WriteToAsync"/>
+    public ValueTask WriteToAsync(PipeWriter body) => run.WriteToAsync(body);
 
     public void Abandon() => run.Cancel();
 }

@@ -5,7 +5,7 @@ namespace Gateway.Actors.Sessions;
 /// <param name="MaxQueuedTurns">Turns that may wait behind a running one in one session.</param>
 /// <param name="MaxHistoryEntries">Messages a session remembers (oldest dropped first).</param>
 /// <param name="RunTimeout">A run longer than this is ended with an error.</param>
-/// <param name="StreamBuffer">SSE items a streamed answer may hold between the run and the HTTP writer.</param>
+/// <param name="StreamBuffer">SSE events a streamed answer writes into its response before a flush at the latest (<see cref="Gateway.Streams.Lanes.StreamingRun"/>).</param>
 /// <param name="MaxBufferedPerPassivatingSession">Messages the router holds for a session while it stops.</param>
 /// <param name="MaxIdleLanes">Answer lanes (materialized run graphs) kept for the next runs when idle.</param>
 /// <param name="LanesPerGraph">Lanes made together as one graph, sharing one interpreter actor (<see cref="Gateway.Streams.Lanes.RunLanes"/>).</param>

@@ -5,9 +5,9 @@ using Gateway.Streams.Wire;
 namespace Gateway.Streams.Lanes;
 
 /// <summary>
-/// The answer end of a lane: it hands each part to the current run's end (the SSE channel or the
-/// completion fold) and pulls the next part only when that end has room, so a slow reader holds up
-/// its own lane and no other. After a run's last part (done, or the closing marker of a cancelled
+/// The answer end of a lane: it hands each part to the current run's end (the response, as SSE, or
+/// the completion fold) and pulls the next part only when that end has room, so a slow reader holds
+/// up its own lane and no other. After a run's last part (done, or the closing marker of a cancelled
 /// run) the lane goes back to the pool.
 /// </summary>
 internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterializedValue<SinkShape<ChatStreamPart>, AnswerLaneSink.Control>
@@ -33,6 +33,9 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
         /// <summary>The reader left: stop waiting for it and drop the rest of its run.</summary>
         public void Cancel(AnswerRun run) => signal(new Cancelled(run));
 
+        /// <summary>The run wants the lane's attention (<see cref="AnswerRun.OnWake"/>): it may have room again, or its burst has ended.</summary>
+        public void Wake(AnswerRun run) => signal(run);
+
         /// <summary>The lane this end belongs to; set by the pool once the lane is made.</summary>
         public Lane? Lane { get; set; }
 
@@ -49,7 +52,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
     {
         private readonly Inlet<ChatStreamPart> _in;
         private readonly RunLanes _pool;
-        // One async callback for both signals: a run's end has room again (the run), or its reader left.
+        // One async callback for both signals: a run woke the lane (the run), or its reader left.
         private readonly Action<object> _signal;
         private AnswerRun? _run;
         private bool _dropping;
@@ -63,7 +66,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
             _signal = GetAsyncCallback<object>(signal =>
             {
                 if (signal is Cancelled cancelled) OnCancel(cancelled.Run);
-                else OnWritable((AnswerRun)signal);
+                else OnWake((AnswerRun)signal);
             });
             Controls = new Control(_signal);
             SetHandler(_in, this);
@@ -82,6 +85,7 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
             {
                 _run = opened.Run;
                 _dropping = false;
+                opened.Run.Opened(Controls);
                 Pull(_in);
                 return;
             }
@@ -101,8 +105,8 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
                 AfterDelivered(part);
                 return;
             }
+            // The run wakes this end once it may have room (OnWake).
             _pending = part;
-            _ = WaitForRoomAsync(run);
         }
 
         public override void PostStop()
@@ -118,48 +122,11 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
             _pool.OnLaneStopped(Controls);
         }
 
-        /// <summary>
-        /// Waits until the run's end has room. Room there already is handled at once, on the stage's thread
-        /// (the await does not suspend); otherwise the stage is re-entered through its async callback.
-        /// </summary>
-        private async Task WaitForRoomAsync(AnswerRun run)
+        private void OnWake(AnswerRun run)
         {
-            var roomAtOnce = true;
-            try
-            {
-                var room = run.WhenWritable();
-                roomAtOnce = room.IsCompleted;
-                // False or a failure means the end was closed (only this lane closes it); OnWritable then finds nothing pending.
-                await room.ConfigureAwait(false);
-            }
-            catch
-            {
-                // As above.
-            }
-            if (!roomAtOnce)
-            {
-                _signal(run);
-                return;
-            }
-            try
-            {
-                OnWritable(run);
-            }
-            catch (Exception ex)
-            {
-                // As in the agent end: a throw here would only fault a discarded task.
-                FailStage(ex);
-            }
-        }
-
-        private void OnWritable(AnswerRun run)
-        {
-            if (!ReferenceEquals(run, _run) || _pending is not { } part) return;
-            if (!run.RetryPending())
-            {
-                _ = WaitForRoomAsync(run);
-                return;
-            }
+            if (!ReferenceEquals(run, _run) || _dropping) return;
+            run.OnWake();
+            if (_pending is not { } part || !run.TryDeliver(part)) return;
             _pending = null;
             AfterDelivered(part);
         }

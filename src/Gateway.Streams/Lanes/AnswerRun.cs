@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Gateway.Streams.Wire;
 
 namespace Gateway.Streams.Lanes;
@@ -71,77 +70,24 @@ public abstract class AnswerRun
         Listener?.OnOutcome(outcome);
     }
 
-    /// <summary>Hands a part to the run's end; false when the end is full (call <see cref="RetryPending"/> once it has room).</summary>
+    /// <summary>The lane's answer end has opened this run; the run may wake it (<see cref="AnswerLaneSink.Control.Wake"/>).</summary>
+    internal virtual void Opened(AnswerLaneSink.Control answerEnd)
+    {
+    }
+
+    /// <summary>
+    /// Hands a part to the run's end; false when the end has no room now: it then wakes the answer end
+    /// once it may have, and the part is offered again.
+    /// </summary>
     internal abstract bool TryDeliver(ChatStreamPart part);
 
-    /// <summary>Retries the part that did not fit; false while there is still no room.</summary>
-    internal virtual bool RetryPending() => true;
-
-    /// <summary>Completes when the end may have room again.</summary>
-    internal virtual ValueTask<bool> WhenWritable() => ValueTask.FromResult(true);
+    /// <summary>The run woke its answer end: on the lane's thread, before a waiting part is offered again.</summary>
+    internal virtual void OnWake()
+    {
+    }
 
     /// <summary>The reader left or the lane broke: nothing more will be delivered.</summary>
     internal abstract void Close(Exception? failure);
-}
-
-/// <summary>A streamed answer: the reader takes its parts, in wire order, from a bounded channel.</summary>
-public sealed class StreamingRun : AnswerRun
-{
-    private readonly Channel<ChatStreamPart> _parts;
-    private ChatStreamPart? _pending;
-
-    internal StreamingRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        int channelCapacity, Action<int>? onText, IRunListener? listener = null, bool remembersReply = true)
-        : base(agent, header, includeUsage, promptTokenEstimate, onText, listener, remembersReply)
-    {
-        _parts = Channel.CreateBounded<ChatStreamPart>(new BoundedChannelOptions(channelCapacity)
-        {
-            SingleReader = true,
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
-        Events = new AnswerEvents(_parts.Reader, header);
-    }
-
-    /// <summary>The answer's parts in wire order, ending with done; the writer formats them as SSE events.</summary>
-    public AnswerEvents Events { get; }
-
-    internal override bool TryDeliver(ChatStreamPart part)
-    {
-        if (!_parts.Writer.TryWrite(part))
-        {
-            _pending = part;
-            return false;
-        }
-        if (part is DonePart) _parts.Writer.TryComplete();
-        return true;
-    }
-
-    internal override bool RetryPending()
-    {
-        if (_pending is not { } part) return true;
-        _pending = null;
-        return TryDeliver(part);
-    }
-
-    internal override ValueTask<bool> WhenWritable() => _parts.Writer.WaitToWriteAsync();
-
-    internal override void Close(Exception? failure)
-    {
-        _pending = null;
-        _parts.Writer.TryComplete(failure);
-    }
-}
-
-/// <summary>
-/// The reading end of a streamed answer: its parts as they come (the channel completes after done),
-/// and the header every event of the answer carries (<see cref="ChatAnswerEnds.WriteEvent"/>).
-/// </summary>
-public sealed class AnswerEvents(ChannelReader<ChatStreamPart> parts, ChatAnswerHeader header)
-{
-    public ChannelReader<ChatStreamPart> Parts { get; } = parts;
-
-    public ChatAnswerHeader Header { get; } = header;
 }
 
 /// <summary>A folded answer: one <c>chat.completion</c>, or the error the run ended with.</summary>

@@ -17,8 +17,9 @@ namespace Gateway.Streams.Lanes;
 /// share one interpreter (one actor, one mailbox), whose memory an open stream would otherwise hold
 /// alone. Each lane still carries its own run and backpressures on its own; a lane that is shut down
 /// stops alone, and the interpreter stops with its last lane.
-/// Buffers on the way: one event between stages, the few parts of an ending, and the streamed run's
-/// bounded channel; nothing else, so a slow reader slows the agent.
+/// Buffers on the way: one event between stages, the few parts of an ending, and the response's own
+/// bounded buffer (a streamed run writes into it and waits while a flush waits for the reader); nothing
+/// else, so a slow reader slows the agent.
 /// </summary>
 public sealed class RunLanes
 {
@@ -56,14 +57,17 @@ public sealed class RunLanes
 
     public int IdleLanes => Volatile.Read(ref _idleCount);
 
-    /// <summary>Starts a streamed answer: SSE items in a channel of <paramref name="channelCapacity"/>, ending with [DONE].</summary>
+    /// <summary>
+    /// Starts a streamed answer: SSE events ending with [DONE], written into the response the reader hands
+    /// over (<see cref="StreamingRun.WriteToAsync"/>) and flushed per burst, or after <paramref name="burstLimit"/> parts.
+    /// </summary>
     /// <param name="onText">Told the length of each text delta (a metric of what agents produce).</param>
     /// <param name="listener">Told the run's outcome as it happens.</param>
     /// <param name="remembersReply">Whether the outcome carries the reply text (false: nobody remembers it, so it is not kept).</param>
     public StreamingRun StartStreaming(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage,
-        int promptTokenEstimate, int channelCapacity, Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true)
+        int promptTokenEstimate, int burstLimit, Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true)
     {
-        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, channelCapacity, onText, listener, remembersReply);
+        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, burstLimit, onText, listener, remembersReply);
         Assign(run);
         return run;
     }

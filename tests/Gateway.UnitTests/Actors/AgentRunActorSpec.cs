@@ -21,12 +21,12 @@ public sealed class AgentRunActorSpec(ITestOutputHelper output) : SessionSpecBas
 
         var answer = (await client.ExpectMsgAsync<TurnStreaming>()).Answer;
         var run = await runs.ExpectMsgAsync<RunStarted>();
-        Assert.Equal(Event(turn, RolePart.Instance), await ReadOneAsync(answer.Events));
+        Assert.Equal(Event(turn, RolePart.Instance), await ReadOneAsync(answer));
         await run.Agent.SendNextAsync(new TextDelta("Hello"));
         await run.Agent.SendCompleteAsync();
         Assert.Equal(
             [Event(turn, new ContentPart("Hello")), Event(turn, new FinishPart(FinishReasons.Stop)), "[DONE]"],
-            await ReadAllAsync(answer.Events));
+            await ReadAllAsync(answer));
     }
 
     [Fact]
@@ -38,7 +38,7 @@ public sealed class AgentRunActorSpec(ITestOutputHelper output) : SessionSpecBas
         var reply = BuiltInAgent.Reply(new AgentTurn(MainAgent, AliceKey, turn.Input, []));
 
         router.Tell(turn, client.Ref);
-        var events = await ReadAllAsync((await client.ExpectMsgAsync<TurnStreaming>()).Answer.Events);
+        var events = await ReadAllAsync((await client.ExpectMsgAsync<TurnStreaming>()).Answer);
 
         Assert.Equal(
             [
@@ -89,7 +89,7 @@ public sealed class AgentRunActorSpec(ITestOutputHelper output) : SessionSpecBas
                 """{"error":{"message":"agent run timed out","type":"api_error","code":"timeout"}}""",
                 "[DONE]",
             ],
-            await ReadAllAsync(answer.Events));
+            await ReadAllAsync(answer));
         await run.Agent.ExpectCancellationAsync();
         await AwaitAssertAsync(() => Assert.Equal(0, Metrics.ActiveRuns));
     }

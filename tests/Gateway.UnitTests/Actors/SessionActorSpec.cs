@@ -137,15 +137,15 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
         router.Tell(turn, client.Ref);
         var answer = (await client.ExpectMsgAsync<TurnStreaming>()).Answer;
         var run = await runs.ExpectMsgAsync<RunStarted>();
-        Assert.Equal(Event(turn, RolePart.Instance), await ReadOneAsync(answer.Events));
+        Assert.Equal(Event(turn, RolePart.Instance), await ReadOneAsync(answer));
         await run.Agent.SendNextAsync(new TextDelta("Once upon"));
-        Assert.Equal(Event(turn, new ContentPart("Once upon")), await ReadOneAsync(answer.Events));
+        Assert.Equal(Event(turn, new ContentPart("Once upon")), await ReadOneAsync(answer));
         Assert.Equal(1, Metrics.ActiveRuns);
 
         router.Tell(new LeaveTurn(AliceKey, turn.TurnId));
 
         await run.Agent.ExpectCancellationAsync();               // the agent (and its model call) is stopped
-        Assert.Empty(await ReadAllAsync(answer.Events));         // the reader side completes
+        Assert.Empty(await ReadAllAsync(answer));         // the reader side completes
         await AwaitAssertAsync(() => Assert.Equal(0, Metrics.ActiveRuns));
 
         // The session goes on, and the cancelled turn is not part of its memory.

@@ -115,9 +115,9 @@ public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.X
         return await probe.ExpectMsgAsync<SessionCount>();
     }
 
-    protected Task<string> ReadOneAsync(AnswerEvents events) => events.ReadOneDataAsync(RemainingOrDefault);
+    protected Task<string> ReadOneAsync(AnswerStream answer) => answer.ReadOneDataAsync(RemainingOrDefault);
 
-    protected Task<List<string>> ReadAllAsync(AnswerEvents events) => events.ReadAllDataAsync(RemainingOrDefault);
+    protected Task<List<string>> ReadAllAsync(AnswerStream answer) => answer.ReadAllDataAsync(RemainingOrDefault);
 
     protected static string Event(StartTurn turn, ChatStreamPart part) => ChatAnswerEnds.FormatEvent(turn.Header, part);
 

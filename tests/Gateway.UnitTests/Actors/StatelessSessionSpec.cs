@@ -78,20 +78,20 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
 
         var answer1 = (await client1.ExpectMsgAsync<TurnStreaming>()).Answer;
         var answer2 = (await client2.ExpectMsgAsync<TurnStreaming>()).Answer;
-        Assert.Equal(Event(turn1, RolePart.Instance), await ReadOneAsync(answer1.Events));
+        Assert.Equal(Event(turn1, RolePart.Instance), await ReadOneAsync(answer1));
         await run1.Agent.SendNextAsync(new TextDelta("one, "));
-        Assert.Equal(Event(turn1, new ContentPart("one, ")), await ReadOneAsync(answer1.Events));
+        Assert.Equal(Event(turn1, new ContentPart("one, ")), await ReadOneAsync(answer1));
 
         // The later turn finishes first, while the earlier one is still open.
         await FinishAsync(run2, "two");
         Assert.Equal(
             [Event(turn2, RolePart.Instance), Event(turn2, new ContentPart("two")), Event(turn2, new FinishPart(FinishReasons.Stop)), "[DONE]"],
-            await ReadAllAsync(answer2.Events));
+            await ReadAllAsync(answer2));
 
         await FinishAsync(run1, "still one");
         Assert.Equal(
             [Event(turn1, new ContentPart("still one")), Event(turn1, new FinishPart(FinishReasons.Stop)), "[DONE]"],
-            await ReadAllAsync(answer1.Events));
+            await ReadAllAsync(answer1));
         await AwaitAssertAsync(() => Assert.Equal(0, Metrics.ActiveRuns));
         Assert.Equal(0, Metrics.RunsFailed);
     }
@@ -130,14 +130,14 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         RunStarted[] started = [await runs.ExpectMsgAsync<RunStarted>(), await runs.ExpectMsgAsync<RunStarted>()];
         var (leftRun, keptRun) = (RunOf(started, left), RunOf(started, kept));
         var answer = (await leaving.ExpectMsgAsync<TurnStreaming>()).Answer;
-        Assert.Equal(Event(left, RolePart.Instance), await ReadOneAsync(answer.Events));
+        Assert.Equal(Event(left, RolePart.Instance), await ReadOneAsync(answer));
         await leftRun.Agent.SendNextAsync(new TextDelta("Once upon"));
-        Assert.Equal(Event(left, new ContentPart("Once upon")), await ReadOneAsync(answer.Events));
+        Assert.Equal(Event(left, new ContentPart("Once upon")), await ReadOneAsync(answer));
 
         router.Tell(Leave(left));
 
         await leftRun.Agent.ExpectCancellationAsync();      // its agent is stopped
-        Assert.Empty(await ReadAllAsync(answer.Events));    // and its reader side completes
+        Assert.Empty(await ReadAllAsync(answer));    // and its reader side completes
         await AwaitAssertAsync(() => Assert.Equal(1, Metrics.ActiveRuns));
 
         // The other run was left alone and still answers its client.

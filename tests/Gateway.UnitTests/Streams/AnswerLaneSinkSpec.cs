@@ -12,7 +12,7 @@ using Xunit.Abstractions;
 namespace Gateway.UnitTests.Streams;
 
 /// <summary>
-/// The answer end of a lane, alone: each run's parts go to that run's end, it asks for the next part only
+/// The answer end of a lane, alone: each run's parts go to that run's end (its response), it asks for the next part only
 /// when that end has room, and a run's last part (done, or the closing marker of a cancelled run) frees the lane.
 /// </summary>
 public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
@@ -24,15 +24,21 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
 
     private static IAsyncEnumerable<AgentEvent> UnreadAgent() => TestAgents.Unread("The answer end must not read the agent.");
 
-    // Not on any lane of the pool: the sink's hand-back to the pool is a no-op for it.
-    private static StreamingRun NewRun(int channelCapacity = 16) =>
-        new(UnreadAgent(), Header, includeUsage: false, promptTokenEstimate: 1, channelCapacity, null);
+    // Not on any lane of the pool: the sink's hand-back to the pool is a no-op for it. Its reader hands over
+    // its response at once; a slow one takes nothing until the spec reads, and a flush waits for it.
+    private static StreamingRun NewRun(bool slowReader = false)
+    {
+        var run = new StreamingRun(UnreadAgent(), Header, includeUsage: false, promptTokenEstimate: 1, burstLimit: 1, null);
+        if (slowReader) AnswerReader.Slow(run);
+        else AnswerReader.Of(run);
+        return run;
+    }
 
     private AnswerLaneSink NewSink() => new(new RunLanes(Sys.Materializer()));
 
-    private Task<List<string>> ReadAllAsync(AnswerEvents events) => events.ReadAllDataAsync(RemainingOrDefault);
+    private Task<List<string>> ReadAllAsync(StreamingRun run) => run.ReadAllDataAsync(RemainingOrDefault);
 
-    private Task<string> ReadOneAsync(AnswerEvents events) => events.ReadOneDataAsync(RemainingOrDefault);
+    private Task<string> ReadOneAsync(StreamingRun run) => run.ReadOneDataAsync(RemainingOrDefault);
 
     private sealed record Probed(TestPublisher.Probe<ChatStreamPart> Parts, TestProbe Pulls, AnswerLaneSink.Control Control);
 
@@ -63,10 +69,10 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
 
         Assert.Equal(
             [Event(RolePart.Instance), Event(new ContentPart("one")), Event(new FinishPart(FinishReasons.Stop)), "[DONE]"],
-            await ReadAllAsync(first.Events));
+            await ReadAllAsync(first));
         Assert.Equal(
             [Event(RolePart.Instance), Event(new ContentPart("two")), Event(new FinishPart(FinishReasons.Stop)), "[DONE]"],
-            await ReadAllAsync(second.Events));
+            await ReadAllAsync(second));
     }
 
     [Fact]
@@ -82,35 +88,35 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
             ])
             .RunWith(NewSink(), Sys.Materializer());
 
-        Assert.Equal([Event(RolePart.Instance), Event(new ContentPart("Hel"))], await ReadAllAsync(cancelled.Events));
-        Assert.Equal([Event(RolePart.Instance), "[DONE]"], await ReadAllAsync(next.Events));
+        Assert.Equal([Event(RolePart.Instance), Event(new ContentPart("Hel"))], await ReadAllAsync(cancelled));
+        Assert.Equal([Event(RolePart.Instance), "[DONE]"], await ReadAllAsync(next));
     }
 
     [Fact]
-    public async Task It_asks_for_the_next_part_only_when_the_runs_channel_has_room()
+    public async Task It_asks_for_the_next_part_only_when_the_runs_response_has_room()
     {
         var stage = Materialize();
-        var run = NewRun(channelCapacity: 1);
+        var run = NewRun(slowReader: true);
         await stage.Pulls.ExpectMsgAsync<ReportPulls<ChatStreamPart>.Pulled>();
         await stage.Parts.SendNextAsync(new RunOpened(run));
         await stage.Pulls.ExpectMsgAsync<ReportPulls<ChatStreamPart>.Pulled>();
         await stage.Parts.SendNextAsync(RolePart.Instance);
         await stage.Pulls.ExpectMsgAsync<ReportPulls<ChatStreamPart>.Pulled>();
 
-        // The channel is full: this part waits in the sink, and nothing more is asked for.
+        // The role's flush waits for the reader: this part waits in the sink, and nothing more is asked for.
         await stage.Parts.SendNextAsync(new ContentPart("a"));
         await stage.Pulls.ExpectNoMsgAsync(Quiet);
 
-        Assert.Equal(Event(RolePart.Instance), await ReadOneAsync(run.Events));
+        Assert.Equal(Event(RolePart.Instance), await ReadOneAsync(run));
         await stage.Pulls.ExpectMsgAsync<ReportPulls<ChatStreamPart>.Pulled>();
-        Assert.Equal(Event(new ContentPart("a")), await ReadOneAsync(run.Events));
+        Assert.Equal(Event(new ContentPart("a")), await ReadOneAsync(run));
     }
 
     [Fact]
     public async Task Cancel_while_waiting_for_room_drops_the_rest_of_the_run_and_frees_the_lane()
     {
         var stage = Materialize();
-        var run = NewRun(channelCapacity: 1);
+        var run = NewRun(slowReader: true);
         var next = NewRun();
         await stage.Parts.SendNextAsync(new RunOpened(run));
         await stage.Parts.SendNextAsync(RolePart.Instance);
@@ -125,8 +131,8 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
         await stage.Parts.SendNextAsync(new RunOpened(next));
         await stage.Parts.SendNextAsync(RolePart.Instance);
         await stage.Parts.SendNextAsync(DonePart.Instance);
-        Assert.Equal([Event(RolePart.Instance), "[DONE]"], await ReadAllAsync(next.Events));
-        // The reader who left finds what was in the channel, then the end; nothing after it left.
-        Assert.Equal([Event(RolePart.Instance)], await ReadAllAsync(run.Events));
+        Assert.Equal([Event(RolePart.Instance), "[DONE]"], await ReadAllAsync(next));
+        // The reader who left finds what was written before, then the end; nothing after it left.
+        Assert.Equal([Event(RolePart.Instance)], await ReadAllAsync(run));
     }
 }

@@ -10,7 +10,7 @@ namespace Gateway.UnitTests.Streams;
 
 /// <summary>
 /// Where runs become answers: <see cref="RunLanes"/> end to end, from an agent's events to the streamed
-/// answer's channel or the folded completion, and the lanes kept for run after run.
+/// answer's SSE events or the folded completion, and the lanes kept for run after run.
 /// </summary>
 public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
 {
@@ -26,19 +26,22 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
     private RunLanes NewLanes(int maxIdleLanes = 256) => new(Sys.Materializer(), maxIdleLanes);
 
-    private static StreamingRun Stream(RunLanes lanes, IAsyncEnumerable<AgentEvent> agent, bool includeUsage = false, int channelCapacity = 16) =>
-        lanes.StartStreaming(agent, Header, includeUsage, PromptTokens, channelCapacity);
+    private static StreamingRun Stream(RunLanes lanes, IAsyncEnumerable<AgentEvent> agent, bool includeUsage = false, int burstLimit = 16) =>
+        lanes.StartStreaming(agent, Header, includeUsage, PromptTokens, burstLimit);
 
-    private Task<List<string>> ReadAllAsync(AnswerEvents events) => events.ReadAllDataAsync(RemainingOrDefault);
+    private Task AwaitWaitingForReaderAsync(StreamingRun run) =>
+        AwaitConditionAsync(() => Task.FromResult(run.WaitsForReader), RemainingOrDefault, "expected the run to wait for its reader");
 
-    private Task<string> ReadOneAsync(AnswerEvents events) => events.ReadOneDataAsync(RemainingOrDefault);
+    private Task<List<string>> ReadAllAsync(StreamingRun run) => run.ReadAllDataAsync(RemainingOrDefault);
+
+    private Task<string> ReadOneAsync(StreamingRun run) => run.ReadOneDataAsync(RemainingOrDefault);
 
     private Task AwaitLanesAsync(RunLanes lanes, int live, int idle) =>
         AwaitConditionAsync(() => Task.FromResult(lanes.LiveLanes == live && lanes.IdleLanes == idle), RemainingOrDefault,
             $"expected {live} live and {idle} idle lanes");
 
     /// <summary>
-    /// A reader that takes nothing holds up its own run (the agent waits once the channel is full) while
+    /// A reader that takes nothing holds up its own run (the agent waits once a flush waits for the reader) while
     /// a second run, on another lane, answers in full; <paramref name="interpreters"/>, when given, is how
     /// many interpreters the grouped lanes' materializer runs meanwhile.
     /// </summary>
@@ -46,12 +49,13 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     {
         var stuck = new ScriptedAgent();
         stuck.Say(Enumerable.Range(0, 20).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
-        var slow = Stream(lanes, stuck.Events, channelCapacity: 1);
-        await AwaitConditionAsync(() => Task.FromResult(slow.Events.Parts.Count == 1), RemainingOrDefault);
+        var slow = Stream(lanes, stuck.Events, burstLimit: 1);
+        AnswerReader.Slow(slow);
+        await AwaitWaitingForReaderAsync(slow);
 
         var other = Stream(lanes, Saying(new TextDelta("free"), new RunEnded()));
 
-        Assert.Equal([RoleEvent, Event(new ContentPart("free")), StopEvent, "[DONE]"], await ReadAllAsync(other.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("free")), StopEvent, "[DONE]"], await ReadAllAsync(other));
         Assert.Equal(2, lanes.LiveLanes);
         if (interpreters is { } expected) Assert.Equal(expected, await CountLaneInterpretersAsync());
         Assert.InRange(stuck.Produced, 0, 1 + 3);
@@ -89,7 +93,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
                 Event(new UsagePart(new TokenUsage(5, 2))),
                 "[DONE]",
             ],
-            await ReadAllAsync(run.Events));
+            await ReadAllAsync(run));
         var outcome = await run.Outcome.WaitAsync(RemainingOrDefault);
         Assert.True(outcome.Succeeded);
         Assert.Equal("Hello", outcome.ReplyText);
@@ -102,7 +106,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var run = Stream(lanes, Saying(new TextDelta("Hi"), new UsageReport(new TokenUsage(5, 1)), new RunEnded()), includeUsage: false);
 
-        Assert.Equal([RoleEvent, Event(new ContentPart("Hi")), StopEvent, "[DONE]"], await ReadAllAsync(run.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("Hi")), StopEvent, "[DONE]"], await ReadAllAsync(run));
         // The session still learns the usage.
         Assert.Equal(new TokenUsage(5, 1), (await run.Outcome.WaitAsync(RemainingOrDefault)).Usage);
     }
@@ -117,7 +121,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         var run = Stream(lanes, agent.Events);
 
-        Assert.Equal([RoleEvent, Event(new ContentPart("Hi")), StopEvent, "[DONE]"], await ReadAllAsync(run.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("Hi")), StopEvent, "[DONE]"], await ReadAllAsync(run));
         await agent.Stopped.WaitAsync(RemainingOrDefault);
         Assert.False(agent.TokenCancelled.IsCompleted);
     }
@@ -131,7 +135,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         var run = Stream(lanes, agent.Events);
 
-        Assert.Equal([RoleEvent, Event(new ContentPart("Hi")), StopEvent, "[DONE]"], await ReadAllAsync(run.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("Hi")), StopEvent, "[DONE]"], await ReadAllAsync(run));
         await agent.Stopped.WaitAsync(RemainingOrDefault);
         Assert.Equal(2, agent.Produced);
     }
@@ -143,21 +147,21 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var agent = new ScriptedAgent();
         var run = Stream(lanes, agent.Events);
 
-        Assert.Equal(RoleEvent, await ReadOneAsync(run.Events));
+        Assert.Equal(RoleEvent, await ReadOneAsync(run));
         Assert.Equal(0, agent.Produced);
 
         agent.Say(new TextDelta("Hi"));
-        Assert.Equal(Event(new ContentPart("Hi")), await ReadOneAsync(run.Events));
+        Assert.Equal(Event(new ContentPart("Hi")), await ReadOneAsync(run));
         agent.End();
-        Assert.Equal([StopEvent, "[DONE]"], await ReadAllAsync(run.Events));
+        Assert.Equal([StopEvent, "[DONE]"], await ReadAllAsync(run));
     }
 
     [Fact]
     public async Task Slow_reader_backpressures_the_agent()
     {
-        const int capacity = 8;
+        const int burst = 8;
         const int deltas = 1000;
-        const int slack = 3; // the few events in flight between the agent and the channel
+        const int slack = 4; // the few events in flight between the agent and the response, and the one the reader is parsing
         var lanes = NewLanes();
         var produced = 0;
 
@@ -172,21 +176,23 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
             }
         }
 
-        var run = Stream(lanes, Counting(), channelCapacity: capacity);
+        var run = Stream(lanes, Counting(), burstLimit: burst);
+        // Every flush waits until the reader has taken all that was written.
+        AnswerReader.Slow(run);
 
         var read = new List<string>();
         for (var round = 0; round < 5; round++)
         {
-            // The lane fills the channel, then waits for the reader.
-            await AwaitConditionAsync(() => Task.FromResult(run.Events.Parts.Count == capacity), RemainingOrDefault);
+            // The lane writes a burst, then waits for the reader, and the agent with it.
+            await AwaitWaitingForReaderAsync(run);
             await Task.Delay(Quiet);
-            Assert.Equal(capacity, run.Events.Parts.Count);
-            Assert.InRange(Volatile.Read(ref produced), read.Count, read.Count + capacity + slack);
+            Assert.True(run.WaitsForReader);
+            Assert.InRange(Volatile.Read(ref produced), read.Count - 1, read.Count + burst + slack);
 
-            for (var i = 0; i < 50; i++) read.Add(await ReadOneAsync(run.Events));
+            for (var i = 0; i < 50; i++) read.Add(await ReadOneAsync(run));
         }
 
-        read.AddRange(await ReadAllAsync(run.Events));
+        read.AddRange(await ReadAllAsync(run));
         Assert.Equal(deltas, Volatile.Read(ref produced));
         Assert.Equal(1 + deltas + 2, read.Count);
         Assert.Equal(RoleEvent, read[0]);
@@ -199,20 +205,69 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     public async Task Reader_that_falls_behind_at_the_end_still_gets_DONE()
     {
         var lanes = NewLanes();
-        // Role, three deltas, finish and done are six items; the channel holds two.
-        var run = Stream(lanes, Saying(new TextDelta("a"), new TextDelta("b"), new TextDelta("c")), channelCapacity: 2);
+        var run = Stream(lanes, Saying(new TextDelta("a"), new TextDelta("b"), new TextDelta("c")), burstLimit: 2);
+        AnswerReader.Slow(run);
         var read = new List<string>();
-        for (var i = 0; i < 3; i++) read.Add(await ReadOneAsync(run.Events));
+        for (var i = 0; i < 3; i++) read.Add(await ReadOneAsync(run));
 
-        // The run ends (done is on its way to the channel) while the channel is still full.
-        await run.Outcome.WaitAsync(RemainingOrDefault);
-        read.AddRange(await ReadAllAsync(run.Events));
+        // The run's end waits for the reader.
+        await AwaitWaitingForReaderAsync(run);
+        read.AddRange(await ReadAllAsync(run));
 
         Assert.Equal(
             [
                 RoleEvent, Event(new ContentPart("a")), Event(new ContentPart("b")), Event(new ContentPart("c")), StopEvent, "[DONE]",
             ],
             read);
+        Assert.True((await run.Outcome.WaitAsync(RemainingOrDefault)).Succeeded);
+    }
+
+    [Fact]
+    public async Task A_reader_who_hands_over_its_response_late_gets_every_event_and_an_answer_at_hand_leaves_in_one_send()
+    {
+        var lanes = NewLanes();
+        var agent = new ScriptedAgent();
+        var run = Stream(lanes, agent.Events);
+        // Said before the reader hands over its response: the events wait on the lane, and the agent with them.
+        agent.Say(new TextDelta("a"), new TextDelta("b"), new TextDelta("c"), new RunEnded());
+        await Task.Delay(Quiet);
+        Assert.InRange(agent.Produced, 0, 3);
+        Assert.False(run.Outcome.IsCompleted);
+
+        Assert.Equal(
+            [RoleEvent, Event(new ContentPart("a")), Event(new ContentPart("b")), Event(new ContentPart("c")), StopEvent, "[DONE]"],
+            await ReadAllAsync(run));
+        // The whole answer was at hand: the lane wrote it without a flush, and the writer's flush of the end sent it.
+        Assert.Equal(1, AnswerReader.Of(run).Flushes);
+    }
+
+    [Fact]
+    public async Task A_long_burst_is_flushed_every_burstLimit_parts()
+    {
+        var lanes = NewLanes();
+        var agent = new ScriptedAgent();
+        var run = Stream(lanes, agent.Events, burstLimit: 4);
+        agent.Say([.. Enumerable.Range(0, 10).Select(AgentEvent (i) => new TextDelta($"{i}")), new RunEnded()]);
+        await Task.Delay(Quiet);
+
+        // Role, ten deltas, finish and done: flushed after the 4th, 8th and 12th, and the writer flushes the end.
+        Assert.Equal(13, (await ReadAllAsync(run)).Count);
+        Assert.Equal(4, AnswerReader.Of(run).Flushes);
+    }
+
+    [Fact]
+    public async Task Events_that_come_apart_are_each_flushed_as_they_come()
+    {
+        var lanes = NewLanes();
+        var agent = new ScriptedAgent();
+        var run = Stream(lanes, agent.Events);
+
+        Assert.Equal(RoleEvent, await ReadOneAsync(run));
+        agent.Say(new TextDelta("one"));
+        Assert.Equal(Event(new ContentPart("one")), await ReadOneAsync(run));
+        agent.Say(new TextDelta("two"));
+        Assert.Equal(Event(new ContentPart("two")), await ReadOneAsync(run));
+        Assert.Equal(3, AnswerReader.Of(run).Flushes);
     }
 
     [Fact]
@@ -230,9 +285,9 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var agent = new ScriptedAgent();
         var run = Stream(lanes, agent.Events);
-        Assert.Equal(RoleEvent, await ReadOneAsync(run.Events));
+        Assert.Equal(RoleEvent, await ReadOneAsync(run));
         agent.Say(new TextDelta("Hel"));
-        Assert.Equal(Event(new ContentPart("Hel")), await ReadOneAsync(run.Events));
+        Assert.Equal(Event(new ContentPart("Hel")), await ReadOneAsync(run));
 
         // The agent is waiting for its model: its step is stopped through the token.
         run.Cancel();
@@ -244,18 +299,19 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         Assert.Equal("Hel", outcome.ReplyText);
         Assert.Null(outcome.Error);
         Assert.False(outcome.Succeeded);
-        Assert.Empty(await ReadAllAsync(run.Events));
+        Assert.Empty(await ReadAllAsync(run));
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
     }
 
     [Fact]
-    public async Task Reader_cancel_stops_an_agent_held_back_by_a_full_channel()
+    public async Task Reader_cancel_stops_an_agent_held_back_by_a_reader_who_takes_nothing()
     {
         var lanes = NewLanes();
         var agent = new ScriptedAgent();
         agent.Say(Enumerable.Range(0, 50).Select(AgentEvent (i) => new TextDelta($"{i} ")).ToArray());
-        var run = Stream(lanes, agent.Events, channelCapacity: 2);
-        await AwaitConditionAsync(() => Task.FromResult(run.Events.Parts.Count == 2), RemainingOrDefault);
+        var run = Stream(lanes, agent.Events, burstLimit: 2);
+        AnswerReader.Slow(run);
+        await AwaitWaitingForReaderAsync(run);
 
         run.Cancel();
 
@@ -263,8 +319,8 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         await agent.TokenCancelled.WaitAsync(RemainingOrDefault);
         Assert.InRange(agent.Produced, 1, 2 + 3);
         Assert.True((await run.Outcome.WaitAsync(RemainingOrDefault)).Cancelled);
-        // Nothing more is written after the reader left; the channel ends without [DONE].
-        var rest = await ReadAllAsync(run.Events);
+        // Nothing more is written after the reader left (only the burst it had not taken); the answer ends without [DONE].
+        var rest = await ReadAllAsync(run);
         Assert.DoesNotContain("[DONE]", rest);
         Assert.InRange(rest.Count, 0, 2);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
@@ -294,14 +350,14 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var agent = new ScriptedAgent();
         var run = Stream(lanes, agent.Events, includeUsage: true);
-        Assert.Equal(RoleEvent, await ReadOneAsync(run.Events));
+        Assert.Equal(RoleEvent, await ReadOneAsync(run));
         agent.Say(new TextDelta("Hel"));
-        Assert.Equal(Event(new ContentPart("Hel")), await ReadOneAsync(run.Events));
+        Assert.Equal(Event(new ContentPart("Hel")), await ReadOneAsync(run));
         var crash = new InvalidOperationException("run actor died at C:\\secret\\path");
 
         run.Abort(crash);
 
-        Assert.Equal([InternalErrorEvent, "[DONE]"], await ReadAllAsync(run.Events));
+        Assert.Equal([InternalErrorEvent, "[DONE]"], await ReadAllAsync(run));
         await agent.TokenCancelled.WaitAsync(RemainingOrDefault);
         await agent.Stopped.WaitAsync(RemainingOrDefault);
         var outcome = await run.Outcome.WaitAsync(RemainingOrDefault);
@@ -317,29 +373,30 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var agent = new ScriptedAgent();
         var run = Stream(lanes, agent.Events);
-        Assert.Equal(RoleEvent, await ReadOneAsync(run.Events));
+        Assert.Equal(RoleEvent, await ReadOneAsync(run));
         var timedOut = new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504));
 
         run.Abort(timedOut);
 
         Assert.Equal(["""{"error":{"message":"agent run timed out","type":"api_error","code":"timeout"}}""", "[DONE]"],
-            await ReadAllAsync(run.Events));
+            await ReadAllAsync(run));
         Assert.Same(timedOut, (await run.Outcome.WaitAsync(RemainingOrDefault)).Error!.Cause);
         await agent.Stopped.WaitAsync(RemainingOrDefault);
     }
 
     [Fact]
-    public async Task Abort_of_an_agent_held_back_by_a_full_channel_still_ends_with_the_error_then_DONE()
+    public async Task Abort_of_an_agent_held_back_by_a_slow_reader_still_ends_with_the_error_then_DONE()
     {
         var lanes = NewLanes();
         var agent = new ScriptedAgent();
         agent.Say(Enumerable.Range(0, 50).Select(AgentEvent (i) => new TextDelta($"{i}")).ToArray());
-        var run = Stream(lanes, agent.Events, channelCapacity: 2);
-        await AwaitConditionAsync(() => Task.FromResult(run.Events.Parts.Count == 2), RemainingOrDefault);
+        var run = Stream(lanes, agent.Events, burstLimit: 2);
+        AnswerReader.Slow(run);
+        await AwaitWaitingForReaderAsync(run);
 
         run.Abort(new InvalidOperationException("timeout"));
 
-        var read = await ReadAllAsync(run.Events);
+        var read = await ReadAllAsync(run);
         Assert.Equal(RoleEvent, read[0]);
         Assert.Equal([InternalErrorEvent, "[DONE]"], read[^2..]);
         Assert.All(read[1..^2], data => Assert.StartsWith("""{"id":"chatcmpl_42","object":"chat.completion.chunk""", data));
@@ -352,17 +409,17 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     {
         var lanes = NewLanes();
         var first = Stream(lanes, Saying(new TextDelta("one"), new RunEnded()));
-        Assert.Equal("[DONE]", (await ReadAllAsync(first.Events))[^1]);
+        Assert.Equal("[DONE]", (await ReadAllAsync(first))[^1]);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
 
         var agent = new ScriptedAgent();
         var second = Stream(lanes, agent.Events);
-        Assert.Equal(RoleEvent, await ReadOneAsync(second.Events));
+        Assert.Equal(RoleEvent, await ReadOneAsync(second));
         first.Abort(new InvalidOperationException("late timeout of the first run"));
         first.Cancel();
         agent.Say(new TextDelta("two"), new RunEnded());
 
-        Assert.Equal([Event(new ContentPart("two")), StopEvent, "[DONE]"], await ReadAllAsync(second.Events));
+        Assert.Equal([Event(new ContentPart("two")), StopEvent, "[DONE]"], await ReadAllAsync(second));
         Assert.True((await second.Outcome.WaitAsync(RemainingOrDefault)).Succeeded);
         Assert.False(agent.TokenCancelled.IsCompleted);
         Assert.True((await first.Outcome.WaitAsync(RemainingOrDefault)).Succeeded);
@@ -434,14 +491,14 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         var first = Stream(lanes, failing.Events, includeUsage: true);
 
-        Assert.Equal([RoleEvent, Event(new ContentPart("Hel")), InternalErrorEvent, "[DONE]"], await ReadAllAsync(first.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("Hel")), InternalErrorEvent, "[DONE]"], await ReadAllAsync(first));
         var failed = await first.Outcome.WaitAsync(RemainingOrDefault);
         Assert.Same(crash, failed.Error!.Cause);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
 
         var second = Stream(lanes, Saying(new TextDelta("fine"), new RunEnded()));
 
-        Assert.Equal([RoleEvent, Event(new ContentPart("fine")), StopEvent, "[DONE]"], await ReadAllAsync(second.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("fine")), StopEvent, "[DONE]"], await ReadAllAsync(second));
         Assert.Equal("fine", (await second.Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
         Assert.Same(first.Lane, second.Lane);
         Assert.False(second.Lane!.Stopped);
@@ -459,12 +516,12 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var first = Stream(lanes, failing.Events);
 
         Assert.Equal([RoleEvent, """{"error":{"message":"no model configured","type":"invalid_request_error","code":"model_not_found"}}""", "[DONE]"],
-            await ReadAllAsync(first.Events));
+            await ReadAllAsync(first));
         Assert.Same(crash, (await first.Outcome.WaitAsync(RemainingOrDefault)).Error!.Cause);
 
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
         var second = Stream(lanes, Saying(new RunEnded()));
-        Assert.Equal([RoleEvent, StopEvent, "[DONE]"], await ReadAllAsync(second.Events));
+        Assert.Equal([RoleEvent, StopEvent, "[DONE]"], await ReadAllAsync(second));
         Assert.Same(first.Lane, second.Lane);
     }
 
@@ -476,12 +533,12 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         var first = Stream(lanes, new BrokenAgent(crash));
 
-        Assert.Equal([RoleEvent, InternalErrorEvent, "[DONE]"], await ReadAllAsync(first.Events));
+        Assert.Equal([RoleEvent, InternalErrorEvent, "[DONE]"], await ReadAllAsync(first));
         Assert.Same(crash, (await first.Outcome.WaitAsync(RemainingOrDefault)).Error!.Cause);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
 
         var second = Stream(lanes, Saying(new TextDelta("ok"), new RunEnded()));
-        Assert.Equal([RoleEvent, Event(new ContentPart("ok")), StopEvent, "[DONE]"], await ReadAllAsync(second.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("ok")), StopEvent, "[DONE]"], await ReadAllAsync(second));
         Assert.Same(first.Lane, second.Lane);
     }
 
@@ -490,13 +547,13 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     {
         var lanes = NewLanes();
         var first = Stream(lanes, Saying(new RunEnded()));
-        Assert.Equal("[DONE]", (await ReadAllAsync(first.Events))[^1]);
+        Assert.Equal("[DONE]", (await ReadAllAsync(first))[^1]);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
         var crash = new InvalidOperationException("cannot enumerate");
 
         var second = Stream(lanes, new BrokenAgent(crash));
 
-        Assert.Equal([RoleEvent, InternalErrorEvent, "[DONE]"], await ReadAllAsync(second.Events));
+        Assert.Equal([RoleEvent, InternalErrorEvent, "[DONE]"], await ReadAllAsync(second));
         Assert.Same(crash, (await second.Outcome.WaitAsync(RemainingOrDefault)).Error!.Cause);
         Assert.Same(first.Lane, second.Lane);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
@@ -511,7 +568,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var run = Stream(lanes, agent.Events);
         run.Abort(new InvalidOperationException("aborted at once"));
 
-        Assert.Equal([RoleEvent, InternalErrorEvent, "[DONE]"], await ReadAllAsync(run.Events));
+        Assert.Equal([RoleEvent, InternalErrorEvent, "[DONE]"], await ReadAllAsync(run));
         Assert.NotNull((await run.Outcome.WaitAsync(RemainingOrDefault)).Error);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
     }
@@ -522,11 +579,11 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = NewLanes();
         var agent = new ScriptedAgent();
 
-        var run = Stream(lanes, agent.Events, channelCapacity: 1);
+        var run = Stream(lanes, agent.Events, burstLimit: 1);
         run.Cancel();
 
         Assert.True((await run.Outcome.WaitAsync(RemainingOrDefault)).Cancelled);
-        Assert.DoesNotContain("[DONE]", await ReadAllAsync(run.Events));
+        Assert.DoesNotContain("[DONE]", await ReadAllAsync(run));
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
     }
 
@@ -540,12 +597,12 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         Assert.False(askedEarly.IsCompleted);
 
         agent.Say(new TextDelta("done"), new RunEnded());
-        await ReadAllAsync(early.Events);
+        await ReadAllAsync(early);
         Assert.Equal("done", (await askedEarly.WaitAsync(RemainingOrDefault)).ReplyText);
         Assert.Same(askedEarly, early.Outcome);
 
         var late = Stream(lanes, Saying(new TextDelta("later"), new RunEnded()));
-        await ReadAllAsync(late.Events);
+        await ReadAllAsync(late);
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
         // Nobody asked while it ran: the task is made now, already complete.
         var askedLate = late.Outcome;
@@ -558,9 +615,9 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     {
         var lanes = NewLanes();
         var forgotten = lanes.StartStreaming(Saying(new TextDelta("not "), new TextDelta("kept"), new RunEnded()), Header, includeUsage: true,
-            PromptTokens, channelCapacity: 16, remembersReply: false);
+            PromptTokens, burstLimit: 16, remembersReply: false);
 
-        var events = await ReadAllAsync(forgotten.Events);
+        var events = await ReadAllAsync(forgotten);
         Assert.Equal([RoleEvent, Event(new ContentPart("not ")), Event(new ContentPart("kept")), StopEvent], events.Take(4));
         var outcome = await forgotten.Outcome.WaitAsync(RemainingOrDefault);
         Assert.True(outcome.Succeeded);
@@ -570,7 +627,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         // The next run on the same lane is remembered again.
         var remembered = Stream(lanes, Saying(new TextDelta("kept"), new RunEnded()));
-        await ReadAllAsync(remembered.Events);
+        await ReadAllAsync(remembered);
         Assert.Same(forgotten.Lane, remembered.Lane);
         Assert.Equal("kept", (await remembered.Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
     }
@@ -610,7 +667,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         for (var i = agents.Length - 1; i >= 0; i--) agents[i].Say(new TextDelta($"reply {i}"), new RunEnded());
         for (var i = 0; i < runs.Length; i++)
         {
-            Assert.Equal([RoleEvent, Event(new ContentPart($"reply {i}")), StopEvent, "[DONE]"], await ReadAllAsync(runs[i].Events));
+            Assert.Equal([RoleEvent, Event(new ContentPart($"reply {i}")), StopEvent, "[DONE]"], await ReadAllAsync(runs[i]));
         }
         await AwaitLanesAsync(lanes, live: 3, idle: 3);
 
@@ -640,15 +697,15 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         Assert.Equal(2, await CountLaneInterpretersAsync());
 
         agents[0].Say(new RunEnded());
-        Assert.Equal("[DONE]", (await ReadAllAsync(runs[0].Events))[^1]);
+        Assert.Equal("[DONE]", (await ReadAllAsync(runs[0]))[^1]);
         // Handed back beyond the cap: that lane stops, alone; its siblings still carry their runs.
         await AwaitLanesAsync(lanes, live: 5, idle: 2);
         Assert.True(runs[0].Lane!.Stopped);
         Assert.False(runs[1].Lane!.Stopped);
         agents[1].Say(new TextDelta("still here"), new RunEnded());
-        Assert.Equal([RoleEvent, Event(new ContentPart("still here")), StopEvent, "[DONE]"], await ReadAllAsync(runs[1].Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("still here")), StopEvent, "[DONE]"], await ReadAllAsync(runs[1]));
         agents[2].Say(new RunEnded());
-        Assert.Equal("[DONE]", (await ReadAllAsync(runs[2].Events))[^1]);
+        Assert.Equal("[DONE]", (await ReadAllAsync(runs[2]))[^1]);
 
         // The first graph's last lane has stopped, and its interpreter with it.
         await AwaitLanesAsync(lanes, live: 3, idle: 2);
@@ -665,7 +722,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var run = Stream(lanes, Saying(new TextDelta("only"), new RunEnded()));
         // Siblings would have nowhere to wait: none are made.
         Assert.Equal(1, lanes.LiveLanes);
-        Assert.Equal("[DONE]", (await ReadAllAsync(run.Events))[^1]);
+        Assert.Equal("[DONE]", (await ReadAllAsync(run))[^1]);
 
         await AwaitLanesAsync(lanes, live: 0, idle: 0);
         await AwaitConditionAsync(async () => await CountLaneInterpretersAsync() == 0, RemainingOrDefault);
@@ -680,12 +737,12 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var first = Stream(lanes, Saying(new TextDelta("one"), new RunEnded()));
         Assert.Equal(1, lanes.LiveLanes);
         Assert.Equal(0, lanes.IdleLanes);
-        Assert.Equal([RoleEvent, Event(new ContentPart("one")), StopEvent, "[DONE]"], await ReadAllAsync(first.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("one")), StopEvent, "[DONE]"], await ReadAllAsync(first));
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
 
         var second = Stream(lanes, Saying(new TextDelta("two"), new RunEnded()));
         Assert.Equal(0, lanes.IdleLanes);
-        Assert.Equal([RoleEvent, Event(new ContentPart("two")), StopEvent, "[DONE]"], await ReadAllAsync(second.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("two")), StopEvent, "[DONE]"], await ReadAllAsync(second));
 
         Assert.Equal("one", (await first.Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
         Assert.Equal("two", (await second.Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
@@ -706,7 +763,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         for (var i = 0; i < runs.Length; i++)
         {
-            Assert.Equal([RoleEvent, Event(new ContentPart($"reply {i}")), StopEvent, "[DONE]"], await ReadAllAsync(runs[i].Events));
+            Assert.Equal([RoleEvent, Event(new ContentPart($"reply {i}")), StopEvent, "[DONE]"], await ReadAllAsync(runs[i]));
             Assert.Equal($"reply {i}", (await runs[i].Outcome.WaitAsync(RemainingOrDefault)).ReplyText);
         }
         await AwaitLanesAsync(lanes, live: 3, idle: 3);
@@ -721,11 +778,11 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         Assert.Equal(2, lanes.LiveLanes);
 
         foreach (var agent in agents) agent.Say(new RunEnded());
-        foreach (var run in runs) Assert.Equal("[DONE]", (await ReadAllAsync(run.Events))[^1]);
+        foreach (var run in runs) Assert.Equal("[DONE]", (await ReadAllAsync(run))[^1]);
 
         await AwaitLanesAsync(lanes, live: 1, idle: 1);
         var next = Stream(lanes, Saying(new TextDelta("after"), new RunEnded()));
-        Assert.Equal([RoleEvent, Event(new ContentPart("after")), StopEvent, "[DONE]"], await ReadAllAsync(next.Events));
+        Assert.Equal([RoleEvent, Event(new ContentPart("after")), StopEvent, "[DONE]"], await ReadAllAsync(next));
         Assert.Contains(next.Lane, runs.Select(run => run.Lane));
     }
 
@@ -736,7 +793,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         var run = Stream(lanes, Saying(new TextDelta("only"), new RunEnded()));
         Assert.Equal(1, lanes.LiveLanes);
-        Assert.Equal("[DONE]", (await ReadAllAsync(run.Events))[^1]);
+        Assert.Equal("[DONE]", (await ReadAllAsync(run))[^1]);
 
         await AwaitLanesAsync(lanes, live: 0, idle: 0);
         Assert.True(run.Lane!.Stopped);
@@ -744,7 +801,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
 
         // The pool makes a new lane for the next run.
         var next = Stream(lanes, Saying(new RunEnded()));
-        Assert.Equal([RoleEvent, StopEvent, "[DONE]"], await ReadAllAsync(next.Events));
+        Assert.Equal([RoleEvent, StopEvent, "[DONE]"], await ReadAllAsync(next));
         Assert.NotSame(run.Lane, next.Lane);
         await AwaitLanesAsync(lanes, live: 0, idle: 0);
     }
@@ -762,12 +819,12 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         var lanes = new RunLanes(materializer);
         var agent = new ScriptedAgent();
         var run = Stream(lanes, agent.Events);
-        Assert.Equal(RoleEvent, await ReadOneAsync(run.Events));
+        Assert.Equal(RoleEvent, await ReadOneAsync(run));
 
         // What an actor system shutting down does to its streams.
         materializer.Shutdown();
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => ReadAllAsync(run.Events));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => ReadAllAsync(run));
         var outcome = await run.Outcome.WaitAsync(RemainingOrDefault);
         Assert.Equal(ChatError.Internal, outcome.Error!.Error);
         Assert.False(outcome.Cancelled);

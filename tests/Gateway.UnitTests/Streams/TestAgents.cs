@@ -1,6 +1,8 @@
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
+using System.IO.Pipelines;
 using System.Threading.Channels;
+using Gateway.Actors.Sessions;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
@@ -81,23 +83,141 @@ internal static class TestAgents
     }
 }
 
-/// <summary>Reads a streamed answer's channel the way the HTTP writer does (each part as its event's data), within the test's time limit.</summary>
-internal static class AnswerChannel
+/// <summary>
+/// Reads a streamed answer the way the HTTP side does: hands the run a pipe as its response, completes the
+/// pipe when the run hands it back (with the failure, if the run failed), and parses the SSE events off the
+/// pipe's reading end with .NET's <see cref="SseParser"/>. The parser reads a few bytes at a time, so what
+/// it has taken off the pipe is at most the event it is reading: a reader that stops reading holds up the run.
+/// </summary>
+internal sealed class AnswerReader
 {
-    /// <summary>The data of every event until the channel completes.</summary>
-    public static async Task<List<string>> ReadAllDataAsync(this AnswerEvents events, TimeSpan within)
+    // Lets a spec read one event, then the rest, from the same run without holding the reader itself.
+    private static readonly ConditionalWeakTable<object, AnswerReader> Readers = new();
+    private const int ReadBytes = 64;
+
+    private readonly Pipe _pipe;
+    private readonly CountingWriter _response;
+    private readonly IAsyncEnumerator<SseItem<string>> _events;
+
+    private AnswerReader(Func<PipeWriter, ValueTask> handOver, PipeOptions? options)
     {
-        using var timeout = new CancellationTokenSource(within);
+        _pipe = new Pipe(options ?? PipeOptions.Default);
+        _response = new CountingWriter(_pipe.Writer);
+        HandedBack = HandOverAsync(handOver);
+        _events = SseParser.Create(new TrickleStream(_pipe.Reader.AsStream(), ReadBytes)).EnumerateAsync().GetAsyncEnumerator();
+    }
+
+    /// <summary>Completes when the run has handed the response back (and the pipe is complete).</summary>
+    public Task HandedBack { get; }
+
+    /// <summary>How many times the response was flushed (each a send on a real connection).</summary>
+    public int Flushes => _response.Flushes;
+
+    /// <summary>The reader of this run, made (and the response handed over) on first use.</summary>
+    public static AnswerReader Of(StreamingRun run) => Readers.GetValue(run, static made => new AnswerReader(((StreamingRun)made).WriteToAsync, null));
+
+    /// <inheritdoc cref="Of(StreamingRun)"/>
+    public static AnswerReader Of(AnswerStream answer) => Readers.GetValue(answer, static made => new AnswerReader(((AnswerStream)made).WriteToAsync, null));
+
+    /// <summary>
+    /// Hands the run a response that holds at most <paramref name="unreadBytes"/> bytes its reader has not taken
+    /// (a flush waits beyond that): the reader of a run held up by its reader.
+    /// </summary>
+    public static AnswerReader Slow(StreamingRun run, int unreadBytes = 1)
+    {
+        var reader = new AnswerReader(run.WriteToAsync, new PipeOptions(pauseWriterThreshold: unreadBytes, resumeWriterThreshold: unreadBytes));
+        Readers.Add(run, reader);
+        return reader;
+    }
+
+    private async Task HandOverAsync(Func<PipeWriter, ValueTask> handOver)
+    {
+        try
+        {
+            await handOver(_response);
+            // As the HTTP side does: the run may leave its last events unflushed.
+            await _response.FlushAsync();
+            await _pipe.Writer.CompleteAsync();
+        }
+        catch (Exception ex)
+        {
+            await _pipe.Writer.CompleteAsync(ex);
+        }
+    }
+
+    /// <summary>The data of every event until the response ends.</summary>
+    public async Task<List<string>> ReadAllAsync(TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
         var data = new List<string>();
-        await foreach (var part in events.Parts.ReadAllAsync(timeout.Token))
-            data.Add(ChatAnswerEnds.FormatEvent(events.Header, part));
+        while (await _events.MoveNextAsync().AsTask().WaitAsync(Remaining(deadline))) data.Add(_events.Current.Data);
         return data;
     }
 
     /// <summary>The data of the next event.</summary>
-    public static async Task<string> ReadOneDataAsync(this AnswerEvents events, TimeSpan within)
+    public async Task<string> ReadOneAsync(TimeSpan within)
     {
-        using var timeout = new CancellationTokenSource(within);
-        return ChatAnswerEnds.FormatEvent(events.Header, await events.Parts.ReadAsync(timeout.Token));
+        Assert.True(await _events.MoveNextAsync().AsTask().WaitAsync(within), "the answer ended");
+        return _events.Current.Data;
     }
+
+    private static TimeSpan Remaining(DateTime deadline) => deadline - DateTime.UtcNow is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
+
+    /// <summary>The pipe's writer, counting flushes.</summary>
+    private sealed class CountingWriter(PipeWriter inner) : PipeWriter
+    {
+        private int _flushes;
+
+        public int Flushes => Volatile.Read(ref _flushes);
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _flushes);
+            return inner.FlushAsync(cancellationToken);
+        }
+
+        public override void Advance(int bytes) => inner.Advance(bytes);
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+    }
+
+    /// <summary>A stream that reads at most a few bytes at a time from another.</summary>
+    private sealed class TrickleStream(Stream inner, int most) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, Math.Min(count, most));
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            inner.ReadAsync(buffer[..Math.Min(buffer.Length, most)], cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            inner.ReadAsync(buffer, offset, Math.Min(count, most), cancellationToken);
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
+
+/// <summary>A spec's view of a streamed answer: the data of its events, within the test's time limit.</summary>
+internal static class AnswerReading
+{
+    public static Task<List<string>> ReadAllDataAsync(this StreamingRun run, TimeSpan within) => AnswerReader.Of(run).ReadAllAsync(within);
+
+    public static Task<string> ReadOneDataAsync(this StreamingRun run, TimeSpan within) => AnswerReader.Of(run).ReadOneAsync(within);
+
+    public static Task<List<string>> ReadAllDataAsync(this AnswerStream answer, TimeSpan within) => AnswerReader.Of(answer).ReadAllAsync(within);
+
+    public static Task<string> ReadOneDataAsync(this AnswerStream answer, TimeSpan within) => AnswerReader.Of(answer).ReadOneAsync(within);
 }

@@ -38,7 +38,7 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     private static AnswerRun NewRun(bool includeUsage) =>
         includeUsage
             ? new CompletionRun(UnreadAgent(), Header, PromptTokens, null)
-            : new StreamingRun(UnreadAgent(), Header, includeUsage: false, PromptTokens, channelCapacity: 16, null);
+            : new StreamingRun(UnreadAgent(), Header, includeUsage: false, PromptTokens, burstLimit: 16, null);
 
     /// <summary>Feeds the stage a finished list of events and collects every part, until the stage has nothing more.</summary>
     private async Task<IReadOnlyList<ChatStreamPart>> RunPartsAsync(params AgentEvent[] events) =>
@@ -139,7 +139,7 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     public async Task Text_deltas_are_counted_for_the_metric()
     {
         var lengths = new List<int>();
-        var run = new StreamingRun(UnreadAgent(), Header, includeUsage: false, PromptTokens, channelCapacity: 16, lengths.Add);
+        var run = new StreamingRun(UnreadAgent(), Header, includeUsage: false, PromptTokens, burstLimit: 16, lengths.Add);
 
         await RunPartsAsync(new RunStarting(run), new TextDelta("Hel"), new TextDelta(""), new TextDelta("lo!"), new RunEnded());
 
