@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Gateway.IntegrationTests.Infrastructure;
 
 namespace Gateway.IntegrationTests;
@@ -97,6 +98,66 @@ public sealed class ClientDisconnectTests(SlowGatewayFixture fixture) : IClassFi
         // Nothing is being written when the client leaves: the gateway must notice without a write failing.
         response.Dispose();
         await Eventually.TrueAsync(() => Server.Metrics.ActiveRuns == 0, RunsEndWithin, "the silent agent's run ends");
+    }
+
+    [Fact]
+    public async Task Client_that_stops_reading_holds_up_its_agent_and_one_that_then_hangs_up_ends_its_run()
+    {
+        // A small receive buffer, so the kernel holds little of the answer on the client's side.
+        using var client = new HttpClient(new SocketsHttpHandler
+        {
+            MaxResponseDrainSize = 0,
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveBufferSize = 4096 };
+                try
+                {
+                    await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        })
+        {
+            BaseAddress = Server.BaseAddress,
+            Timeout = TimeSpan.FromSeconds(30),
+            DefaultRequestHeaders = { Authorization = new("Bearer", GatewayServer.Token) },
+        };
+        var before = Server.Metrics.AgentOutputChars;
+
+        using (var response = await ChatApi.StartStreamAsync(client, ChatApi.Body("flood me", model: $"openclaw/{SlowGatewayFixture.FloodAgent}")))
+        {
+            await ReadFirstContentAsync(response);
+
+            // The client reads no more: once the socket's buffers and the response's are full, the agent waits.
+            var produced = await SettledAsync(() => Server.Metrics.AgentOutputChars - before);
+            Assert.InRange(produced, 1, SlowGatewayFixture.FloodChars / 10);
+            Assert.Equal(1, Server.Metrics.ActiveRuns);
+        }
+
+        // It hangs up while the gateway waits for it to read: the wait ends, and the run with it.
+        await Eventually.TrueAsync(() => Server.Metrics.ActiveRuns == 0, RunsEndWithin, "the held-up stream's run ends");
+    }
+
+    /// <summary>The value once it has stopped changing for a while.</summary>
+    private static async Task<long> SettledAsync(Func<long> read)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        var last = read();
+        var unchanged = 0;
+        while (unchanged < 5)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"still changing after 15 s (now {last})");
+            await Task.Delay(100);
+            var now = read();
+            unchanged = now == last ? unchanged + 1 : 0;
+            last = now;
+        }
+        return last;
     }
 
     /// <summary>Reads events up to and including the first content delta.</summary>

@@ -223,25 +223,34 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource
         private static readonly Action<SseItem<HeaderedPart>, IBufferWriter<byte>> Format =
             static (item, output) => ChatAnswerEnds.WriteEvent(output, item.Data.Header, item.Data.Part);
 
+        // The part to write, then the part being written: only during Write, so the writer holds no part between events.
         private ChatStreamPart? _next;
+        private ChatStreamPart? _current;
 
         public Task Write(ChatStreamPart part)
         {
             _next = part;
-            return SseFormatter.WriteAsync(this, this, Format);
+            try
+            {
+                return SseFormatter.WriteAsync(this, this, Format);
+            }
+            finally
+            {
+                _next = null;
+                _current = null;
+            }
         }
 
         // The sequence of one part.
-        public SseItem<HeaderedPart> Current { get; private set; }
+        public SseItem<HeaderedPart> Current => new(new HeaderedPart(header, _current!));
 
         public IAsyncEnumerator<SseItem<HeaderedPart>> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
 
         public ValueTask<bool> MoveNextAsync()
         {
-            if (_next is not { } part) return ValueTask.FromResult(false);
+            _current = _next;
             _next = null;
-            Current = new SseItem<HeaderedPart>(new HeaderedPart(header, part));
-            return ValueTask.FromResult(true);
+            return ValueTask.FromResult(_current is not null);
         }
 
         // Both the enumerator's and the stream's: neither holds anything.

@@ -41,6 +41,11 @@ public sealed class SlowGatewayFixture : GatewayFixture
 
     public const string SilentAgent = "silent";
 
+    /// <summary>An agent that could answer 100 MB (in 1 KB pieces) as fast as it is read.</summary>
+    public const string FloodAgent = "flood";
+
+    public const long FloodChars = 100_000_000;
+
     public static readonly TimeSpan PieceDelay = TimeSpan.FromMilliseconds(200);
 
     protected override string Config => """
@@ -56,6 +61,7 @@ public sealed class SlowGatewayFixture : GatewayFixture
               { id: 'main', default: true },
               { id: 'slow', builtin: { pieceDelayMs: 200, pieces: 50 } },
               { id: 'silent', builtin: { pieceDelayMs: 30000, pieces: 2 } },
+              { id: 'flood', builtin: { pieceDelayMs: 0, replyChars: 100000000, pieces: 100000 } },
             ],
           },
         }
