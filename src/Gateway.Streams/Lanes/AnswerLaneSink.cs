@@ -86,6 +86,8 @@ internal sealed class AnswerLaneSink(RunLanes pool) : GraphStageWithMaterialized
                 _run = opened.Run;
                 _dropping = false;
                 opened.Run.Opened(Controls);
+                // Its reader left before the run reached this end (the cancel signal came first, and found no run).
+                if (opened.Run.CancelRequested) OnCancel(opened.Run);
                 Pull(_in);
                 return;
             }

@@ -13,6 +13,7 @@ public abstract class AnswerRun
     // gateway hears it): a completion source per run would otherwise live as long as the run.
     private TurnOutcome? _result;
     private TaskCompletionSource<TurnOutcome>? _outcome;
+    private volatile bool _cancelRequested;
 
     private protected AnswerRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
         Action<int>? onText, IRunListener? listener, bool remembersReply)
@@ -46,7 +47,19 @@ public abstract class AnswerRun
     public void Abort(Exception cause) => Lane?.Abort(this, cause);
 
     /// <summary>The reader left: the agent is stopped, nothing more is written, the outcome says cancelled.</summary>
-    public void Cancel() => Lane?.Cancel(this);
+    public void Cancel()
+    {
+        // Noted on the run first: the answer end may hear the signal before the run's first part, and then
+        // finds the note when the run opens there.
+        _cancelRequested = true;
+        if (!AnswerEnded) Lane?.Cancel(this);
+    }
+
+    /// <summary>Whether <see cref="Cancel"/> was called.</summary>
+    internal bool CancelRequested => _cancelRequested;
+
+    /// <summary>The answer end is done with the run (a cancel would change nothing).</summary>
+    private protected virtual bool AnswerEnded => false;
 
     internal IAsyncEnumerable<AgentEvent> Agent { get; }
 

@@ -54,7 +54,8 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource
         // A full fence between this write and the read of the answer end, as between the lane's write of the
         // answer end and its read of the body (Opened, then TryDeliver): one of the two sees the other, so a
         // part waiting for the body is woken.
-        Interlocked.Exchange(ref _body, body);
+        if (Interlocked.CompareExchange(ref _body, body, null) is not null)
+            throw new InvalidOperationException("The answer's response was handed over already.");
         Volatile.Read(ref _answerEnd)?.Wake(this);
         return new ValueTask(this, _written.Version);
     }
@@ -110,19 +111,23 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource
 
     private bool Ended => Volatile.Read(ref _ending) is not null;
 
+    private protected override bool AnswerEnded => Ended;
+
     internal override void Close(Exception? failure)
     {
         // A full fence between this write and the read of the flush state, as in AwaitFlushAsync.
         if (Interlocked.CompareExchange(ref _ending, failure ?? EndedWell, null) is not null) return;
-        // A flush in flight still uses the response: the writer gets it back once that flush is over (AwaitFlushAsync).
+        // A flush in flight still uses the response: the writer gets it back once that flush is over (AwaitFlushAsync),
+        // which this hastens (a server completes it anyway when the connection goes; a lane that stops does not wait).
         if (Volatile.Read(ref _flushState) != Flushing) SetWritten();
+        else Volatile.Read(ref _body)?.CancelPendingFlush();
     }
 
     private void ReaderLeft()
     {
         Close(null);
         // Stops the agent; the lane drops what is left of the run.
-        Cancel();
+        Lane?.Cancel(this);
     }
 
     private bool TryWrite(PipeWriter body, ChatStreamPart part)
@@ -196,7 +201,9 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource
     private void SetWritten()
     {
         if (Interlocked.Exchange(ref _writtenSet, 1) == 1) return;
+        // The response is the writer's again: the run keeps no way to it.
         _events = null;
+        Volatile.Write(ref _body, null);
         if (_ending is { } failure && !ReferenceEquals(failure, EndedWell)) _written.SetException(failure);
         else _written.SetResult(true);
     }
@@ -282,6 +289,10 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource
         public override void Flush()
         {
         }
+
+        // Appending flushes nothing, and the run flushes the response itself. Overridden so a formatter that
+        // flushes after each event stays synchronous (Stream's own runs on the thread pool).
+        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();

@@ -135,4 +135,26 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
         // The reader who left finds what was written before, then the end; nothing after it left.
         Assert.Equal([Event(RolePart.Instance)], await ReadAllAsync(run));
     }
+
+    [Fact]
+    public async Task A_run_whose_reader_left_before_it_opened_here_is_dropped_though_no_response_was_handed_over()
+    {
+        var stage = Materialize();
+        var left = new StreamingRun(UnreadAgent(), Header, includeUsage: false, promptTokenEstimate: 1, burstLimit: 1, null);
+        var next = NewRun();
+        await stage.Pulls.ExpectMsgAsync<ReportPulls<ChatStreamPart>.Pulled>();
+
+        // The reader left as its run started: the cancel signal reaches this end before the run's first part.
+        left.Cancel();
+        stage.Control.Cancel(left);
+        await stage.Parts.SendNextAsync(new RunOpened(left));
+        await stage.Parts.SendNextAsync(RolePart.Instance);
+        await stage.Parts.SendNextAsync(RunClosed.Instance);
+        await stage.Parts.SendNextAsync(new RunOpened(next));
+        await stage.Parts.SendNextAsync(RolePart.Instance);
+        await stage.Parts.SendNextAsync(DonePart.Instance);
+
+        Assert.Equal([Event(RolePart.Instance), "[DONE]"], await ReadAllAsync(next));
+        Assert.Empty(await ReadAllAsync(left));
+    }
 }
