@@ -158,39 +158,34 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource
             ReaderLeft();
             return;
         }
-        if (flush.IsCompleted)
-        {
-            bool readerThere;
-            try
-            {
-                readerThere = IsReaderThere(flush.Result);
-            }
-            catch (Exception)
-            {
-                readerThere = false;
-            }
-            if (!readerThere) ReaderLeft();
-            return;
-        }
-        // A full fence, as in Close: a run closed from another thread (its lane stopping) hands the response back once.
-        Interlocked.Exchange(ref _flushState, Flushing);
-        _ = AwaitFlushAsync(flush);
+        _ = FinishFlushAsync(flush);
     }
 
-    /// <summary>A reader who is slow: the lane waits (no more parts are taken) until the flush is over.</summary>
-    private async Task AwaitFlushAsync(ValueTask<FlushResult> flush)
+    /// <summary>
+    /// A flush that is over at once is finished here, on the lane's thread (the method then completes without
+    /// suspending). One that waits for a slow reader holds the lane (no more parts are taken) until it is over.
+    /// </summary>
+    private async Task FinishFlushAsync(ValueTask<FlushResult> flush)
     {
-        var state = Flushed;
+        var waits = !flush.IsCompleted;
+        // A full fence, as in Close: a run closed from another thread (its lane stopping) hands the response back once.
+        if (waits) Interlocked.Exchange(ref _flushState, Flushing);
+        bool readerThere;
         try
         {
-            if (!IsReaderThere(await flush.ConfigureAwait(false))) state = FlushFoundReaderGone;
+            readerThere = IsReaderThere(await flush.ConfigureAwait(false));
         }
         catch (Exception)
         {
-            state = FlushFoundReaderGone;
+            readerThere = false;
+        }
+        if (!waits)
+        {
+            if (!readerThere) ReaderLeft();
+            return;
         }
         // A full fence between this write and the read of ended, as in Close: one of the two hands the response back.
-        Interlocked.Exchange(ref _flushState, state);
+        Interlocked.Exchange(ref _flushState, readerThere ? Flushed : FlushFoundReaderGone);
         if (Ended) SetWritten();
         else _answerEnd?.Wake(this);
     }
