@@ -2,7 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Streams;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Actors.Sessions;
 using Gateway.Streams.Lanes;
 using Microsoft.Extensions.DependencyInjection;
@@ -35,9 +35,9 @@ public static class GatewayActorsSetup
             var metrics = resolver.GetService<GatewayMetrics>();
             // Lanes get the lean mailbox too: an open stream's lane mostly waits for its model or its reader.
             var laneMaterializer = system.Materializer(ActorMaterializerSettings.Create(system).WithDispatcher(LeanMailbox.LaneDispatcherPath));
-            var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes, sessionSettings.LanesPerGraph);
+            var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes, sessionSettings.LanesPerGraph, sessionSettings.StreamBuffer);
             // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
-            var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap), "run-slots") : null;
+            var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap, sessionSettings.MaxWaitingRuns), "run-slots") : null;
             // One Props for every session: each would otherwise carry its own Props, producer and deploy.
             var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, LeanMailbox.ConfigPath);
             var statelessProps = StatelessSessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, runMailbox: LeanMailbox.ConfigPath);
@@ -61,11 +61,13 @@ public static class GatewayActorsSetup
         {
             MaxQueuedTurns = section.GetInt("max-queued-turns", defaults.MaxQueuedTurns),
             MaxHistoryEntries = section.GetInt("max-history-entries", defaults.MaxHistoryEntries),
-            StreamBuffer = section.GetInt("stream-buffer", defaults.StreamBuffer),
+            StreamBuffer = AtLeastOne(section.GetInt("stream-buffer", defaults.StreamBuffer), "gateway.sessions.stream-buffer"),
             MaxBufferedPerPassivatingSession = section.GetInt("passivation-buffer", defaults.MaxBufferedPerPassivatingSession),
             MaxIdleLanes = section.GetInt("max-idle-lanes", defaults.MaxIdleLanes),
             LanesPerGraph = AtLeastOne(section.GetInt("lanes-per-graph", defaults.LanesPerGraph), "gateway.sessions.lanes-per-graph"),
             StatelessSessions = NotNegative(section.GetInt("stateless-sessions", defaults.StatelessSessions), "gateway.sessions.stateless-sessions"),
+            MaxWaitingRuns = NotNegative(section.GetInt("max-waiting-runs", defaults.MaxWaitingRuns), "gateway.sessions.max-waiting-runs"),
+            IdleStatelessRuns = NotNegative(section.GetInt("idle-stateless-runs", defaults.IdleStatelessRuns), "gateway.sessions.idle-stateless-runs"),
         };
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Gateway.Agents;
 
 namespace Gateway.Actors;
 

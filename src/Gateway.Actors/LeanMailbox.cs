@@ -28,13 +28,15 @@ public sealed class LeanMailbox : MailboxType, IProducesMessageQueue<LeanMailbox
 
     private static string MailboxTypeName => $"{typeof(LeanMailbox).FullName}, {typeof(LeanMailbox).Assembly.GetName().Name}";
 
-    /// <summary>The config that <see cref="ConfigPath"/> and <see cref="LaneDispatcherPath"/> name; the actor system needs it.</summary>
+    /// <summary>
+    /// What <see cref="ConfigPath"/> and <see cref="LaneDispatcherPath"/> are, under the tuning in
+    /// <c>akka.hocon</c> (the lane dispatcher's throughput): only what names this type lives here.
+    /// </summary>
     public static readonly string Hocon = $$"""
         {{ConfigPath}} { mailbox-type = "{{MailboxTypeName}}" }
         {{LaneDispatcherPath}} {
           type = Dispatcher
           executor = default-executor
-          throughput = 30
           mailbox-type = "{{MailboxTypeName}}"
         }
         """;

@@ -1,8 +1,8 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Runtime.CompilerServices;
-using Gateway.Actors.Agents;
-using Gateway.Streams;
+using Gateway.Agents;
+
 using Microsoft.Extensions.Logging;
 using OpenAI;
 using OpenAI.Chat;
@@ -185,16 +185,17 @@ public sealed class ProviderClient : IDisposable
     private readonly OpenAIClient _client;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ChatClient> _chatClients = new();
 
-    public ProviderClient(ProviderSettings settings)
+    public ProviderClient(ProviderSettings settings, UpstreamConnections? connections = null)
     {
+        connections ??= UpstreamConnections.Default;
         Name = settings.Name;
         Timeouts = settings.Timeouts;
         _http = new HttpClient(new SocketsHttpHandler
         {
             ConnectTimeout = settings.Timeouts.Connect,
             // Re-resolve DNS now and then; drop idle connections before servers do.
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(50),
+            PooledConnectionLifetime = connections.Lifetime,
+            PooledConnectionIdleTimeout = connections.IdleTimeout,
             AutomaticDecompression = System.Net.DecompressionMethods.All,
             // An answer abandoned midway closes its connection at once instead of being drained for
             // reuse, so the upstream sees the cancellation (and stops generating) immediately.

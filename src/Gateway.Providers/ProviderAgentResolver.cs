@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Microsoft.Extensions.Logging;
 
 namespace Gateway.Providers;
@@ -17,10 +17,10 @@ public sealed class ProviderAgentResolver : IAgentRuntimeResolver, IDisposable
     private readonly ConcurrentDictionary<AgentDefinition, IAgentRuntime> _agents = new();
     private readonly ILoggerFactory _loggers;
 
-    public ProviderAgentResolver(IEnumerable<ProviderSettings> providers, ILoggerFactory loggers)
+    public ProviderAgentResolver(IEnumerable<ProviderSettings> providers, ILoggerFactory loggers, UpstreamConnections? connections = null)
     {
         _settings = providers.ToDictionary(provider => provider.Name, StringComparer.Ordinal);
-        _providers = _settings.Values.ToDictionary(provider => provider.Name, provider => new ProviderClient(provider), StringComparer.Ordinal);
+        _providers = _settings.Values.ToDictionary(provider => provider.Name, provider => new ProviderClient(provider, connections), StringComparer.Ordinal);
         _loggers = loggers;
     }
 

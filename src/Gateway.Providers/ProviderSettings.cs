@@ -25,6 +25,14 @@ public sealed record UpstreamTimeouts(TimeSpan Connect, TimeSpan FirstToken, Tim
     public static UpstreamTimeouts Default { get; } = new(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
 }
 
+/// <summary>How long the pooled connections to upstream providers live (<c>gateway.upstream</c> in akka.hocon).</summary>
+/// <param name="Lifetime">A connection is replaced after this long, so DNS changes are seen.</param>
+/// <param name="IdleTimeout">An idle connection is closed after this long, before servers close it under a request.</param>
+public sealed record UpstreamConnections(TimeSpan Lifetime, TimeSpan IdleTimeout)
+{
+    public static UpstreamConnections Default { get; } = new(TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(50));
+}
+
 /// <summary>A model reference <c>provider/model</c>, split at the first slash (model ids may hold slashes).</summary>
 public sealed record ModelRef(string Provider, string Model)
 {

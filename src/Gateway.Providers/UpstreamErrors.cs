@@ -1,6 +1,7 @@
 using System.ClientModel;
 using System.Globalization;
-using Gateway.Streams;
+using Gateway.Agents;
+
 
 namespace Gateway.Providers;
 

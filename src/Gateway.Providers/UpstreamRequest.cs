@@ -1,5 +1,5 @@
-using Gateway.Actors.Agents;
-using Gateway.Streams;
+using Gateway.Agents;
+
 using OpenAI.Chat;
 
 namespace Gateway.Providers;

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
@@ -13,7 +13,7 @@ namespace Gateway.Actors.Sessions;
 /// answer (the stream's reading end at once, or the folded answer at the end) and this actor the
 /// outcome, which it reports to its session (<see cref="RunFinished"/>). A run ends in-band when it
 /// times out or this actor stops under it (the client reads an error event, then [DONE]), and is torn
-/// down when its client leaves (<see cref="CancelRun"/>). A run that crashes stops this actor (never
+/// down when its client leaves (<see cref="CancelTurn"/>). A run that crashes stops this actor (never
 /// restarted: half a stream cannot be replayed) and its session fails that client only
 /// (<see cref="RunStopped"/>). A session may send it the next turn once it has reported the last one:
 /// stateless sessions keep a few idle to save an actor's start and stop per request.
@@ -61,7 +61,7 @@ public sealed class AgentRunActor : UntypedActor
             case TurnOutcome outcome:
                 OnOutcome(outcome);
                 break;
-            case CancelRun cancel when cancel.TurnId == _current?.TurnId:
+            case CancelTurn cancel when cancel.TurnId == _current?.TurnId:
                 _cancelled = true;
                 _run?.Cancel();
                 break;
@@ -69,7 +69,7 @@ public sealed class AgentRunActor : UntypedActor
                 Log.Warning("Run {0} in session {1} timed out after {2}", timedOut.TurnId, _current.SessionKey, _settings.RunTimeout);
                 _run?.Abort(new AgentRunException(new ChatError("agent run timed out", "api_error", "timeout", 504)));
                 break;
-            case CancelRun or RunTimedOut:
+            case CancelTurn or RunTimedOut:
                 // Meant for a turn this actor ran before: it has ended already.
                 break;
             default:
@@ -110,7 +110,7 @@ public sealed class AgentRunActor : UntypedActor
         var listener = new Listener(Self, turn.Mode == AnswerMode.Stream ? ActorRefs.Nobody : start.ReplyTo);
         if (turn.Mode == AnswerMode.Stream)
         {
-            var run = _lanes.StartStreaming(source, turn.Header, turn.IncludeUsage, promptEstimate, _settings.StreamBuffer,
+            var run = _lanes.StartStreaming(source, turn.Header, turn.IncludeUsage, promptEstimate,
                 _metrics.AgentOutputCounter, listener, remembersReply: !turn.Stateless);
             _run = run;
             start.ReplyTo.Tell(new TurnStreaming(new AnswerStream(run)));
@@ -158,9 +158,11 @@ public sealed class AgentRunActor : UntypedActor
     {
         // No sender: called on the lane's thread, a Tell would name the lane's actor as the sender, and a
         // pooled run actor would keep it reachable as the sender of its last message.
-        public void OnAnswer(ChatAnswer answer) => client.Tell(new TurnCompleted(answer), ActorRefs.NoSender);
+        public void OnAnswer(ChatAnswer answer) =>
+            client.Tell(answer.Completion is { } completion ? new TurnCompleted(completion) : new TurnFailed(answer.Error!.Error), ActorRefs.NoSender);
 
-        public void OnAnswerFailed(Exception failure) => client.Tell(new Status.Failure(failure), ActorRefs.NoSender);
+        // The lane broke, or the run was cancelled (its client has left): the error is logged with the outcome.
+        public void OnAnswerFailed(Exception failure) => client.Tell(TurnFailed.Internal, ActorRefs.NoSender);
 
         public void OnOutcome(TurnOutcome outcome) => run.Tell(outcome, ActorRefs.NoSender);
     }
@@ -185,11 +187,8 @@ file sealed class Producer(SessionSettings settings, RunLanes lanes, GatewayMetr
 internal sealed record RunTurn(StartTurn Turn, IReadOnlyList<ConversationEntry> History, string? Instructions, IAgentRuntime Runtime,
     IActorRef ReplyTo, bool ReadInstructions = false);
 
-/// <summary>The session asks its run to stop because the client left.</summary>
-internal sealed record CancelRun(string TurnId);
-
 /// <summary>A run tells its session how the turn ended.</summary>
-internal sealed record RunFinished(string TurnId, TurnOutcome Outcome);
+internal sealed record RunFinished(string TurnId, TurnOutcome Outcome) : ITurnRunnerMessage;
 
 /// <summary>A run stopped before it finished (it crashed): its client is failed and the session goes on.</summary>
-internal sealed record RunStopped(string TurnId);
+internal sealed record RunStopped(string TurnId) : ITurnRunnerMessage;

@@ -5,20 +5,29 @@ namespace Gateway.Actors.Sessions;
 /// <summary>
 /// Caps agent runs across sessions (<c>agents.defaults.maxConcurrent</c>, spec §5): a session asks for
 /// a slot before it starts a run and gives it back when the run ends. Excess requests wait in arrival
-/// order; they are not rejected. A session that stops gives back what it held or waited for.
+/// order, up to <c>maxWaiting</c> of them (<c>gateway.sessions.max-waiting-runs</c>); beyond that a request
+/// is refused (<see cref="RunSlotRefused"/>: the client gets 429). A session that stops gives back what
+/// it held or waited for.
 /// </summary>
 public sealed class RunSlotsActor : ReceiveActor
 {
     private readonly int _capacity;
+    private readonly int _maxWaiting;
     private readonly HashSet<(IActorRef Session, string TurnId)> _held = [];
     private readonly LinkedList<(IActorRef Session, string TurnId)> _waiting = new();
     private readonly Dictionary<IActorRef, int> _entriesBySession = new();
 
-    public RunSlotsActor(int capacity)
+    public RunSlotsActor(int capacity, int maxWaiting)
     {
         _capacity = capacity;
+        _maxWaiting = maxWaiting;
         Receive<AcquireRunSlot>(acquire =>
         {
+            if (_held.Count >= _capacity && _waiting.Count >= _maxWaiting)
+            {
+                Sender.Tell(new RunSlotRefused(acquire.TurnId));
+                return;
+            }
             Track(Sender);
             _waiting.AddLast((Sender, acquire.TurnId));
             GrantWhileFree();
@@ -44,7 +53,7 @@ public sealed class RunSlotsActor : ReceiveActor
         Receive<GetRunSlots>(_ => Sender.Tell(new RunSlots(_held.Count, _waiting.Count)));
     }
 
-    public static Props Props(int capacity) => Akka.Actor.Props.Create(() => new RunSlotsActor(capacity));
+    public static Props Props(int capacity, int maxWaiting) => Akka.Actor.Props.Create(() => new RunSlotsActor(capacity, maxWaiting));
 
     private void GrantWhileFree()
     {
@@ -94,7 +103,10 @@ public sealed class RunSlotsActor : ReceiveActor
 /// <summary>A session asks for a slot to run <paramref name="TurnId"/>; the answer is <see cref="RunSlotGranted"/>, when one is free.</summary>
 public sealed record AcquireRunSlot(string TurnId);
 
-public sealed record RunSlotGranted(string TurnId);
+public sealed record RunSlotGranted(string TurnId) : ITurnRunnerMessage;
+
+/// <summary>Too many requests wait for a slot already: the turn is refused.</summary>
+public sealed record RunSlotRefused(string TurnId) : ITurnRunnerMessage;
 
 /// <summary>Gives a slot back after the run, or withdraws a request still waiting.</summary>
 public sealed record ReleaseRunSlot(string TurnId);

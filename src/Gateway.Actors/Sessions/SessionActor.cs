@@ -1,8 +1,6 @@
 using Akka.Actor;
-using Akka.Event;
 using Gateway.Streams.Lanes;
-using Gateway.Actors.Agents;
-using Gateway.Streams;
+using Gateway.Agents;
 
 namespace Gateway.Actors.Sessions;
 
@@ -19,13 +17,8 @@ public sealed class SessionActor : UntypedActor
     // Learned from the first turn: every session shares one Props, so a session costs no Props of its own.
     private string _sessionKey = "";
     private readonly SessionSettings _settings;
-    private readonly IAgentRuntimeResolver _runtimes;
-    // Every run of every session is made from this one Props.
-    private readonly Props _runProps;
     private readonly GatewayMetrics _metrics;
-    // Null when runs across sessions are not capped (agents.defaults.maxConcurrent unset).
-    private readonly IActorRef? _runSlots;
-    private ILoggingAdapter? _log;
+    private readonly TurnRunner _runner;
     private readonly List<ConversationEntry> _history = [];
     // Each agent's own system prompt, read from its workspace when this session first runs it. A session
     // nearly always runs one agent: that one is kept in fields, any others in a dictionary made when needed.
@@ -33,19 +26,15 @@ public sealed class SessionActor : UntypedActor
     private Dictionary<string, string?>? _otherInstructions;
     // Made when a second turn has to wait: most sessions never queue (a live session costs every byte here).
     private LinkedList<(StartTurn Turn, IActorRef ReplyTo)>? _waiting;
-    // The turn in progress; its Run is null while it waits for a run slot.
-    private (StartTurn Turn, IActorRef ReplyTo, IActorRef? Run)? _current;
     private bool _stateless = true;
-    private long _runCounter;
 
     public SessionActor(SessionSettings settings, IAgentRuntimeResolver runtimes,
         Props runProps, GatewayMetrics metrics, IActorRef? runSlots = null)
     {
         _settings = settings;
-        _runtimes = runtimes;
-        _runProps = runProps;
         _metrics = metrics;
-        _runSlots = runSlots;
+        // A run actor per turn, stopped after it: an idle session keeps no run actor.
+        _runner = new TurnRunner(Context, runtimes, runProps, runSlots, Prepare, maxIdleRuns: 0);
     }
 
     /// <summary>
@@ -63,14 +52,9 @@ public sealed class SessionActor : UntypedActor
         return mailbox is null ? props : props.WithMailbox(mailbox);
     }
 
-    private bool IsIdle => _current is null && (_waiting is null || _waiting.Count == 0);
+    private bool IsIdle => _runner.InProgress == 0 && (_waiting is null || _waiting.Count == 0);
 
-    private ILoggingAdapter Log => _log ??= Context.GetLogger();
-
-    /// <summary>A run is stopped, never restarted: half a stream cannot be replayed.</summary>
-    internal static readonly SupervisorStrategy StopFailedRuns = new OneForOneStrategy(Decider.From(Directive.Stop));
-
-    protected override SupervisorStrategy SupervisorStrategy() => StopFailedRuns;
+    protected override SupervisorStrategy SupervisorStrategy() => TurnRunner.StopFailedRuns;
 
     // An untyped actor with one switch: a session lives long and idle, and a ReceiveActor's handler
     // tables cost every live session most of a kilobyte.
@@ -81,17 +65,11 @@ public sealed class SessionActor : UntypedActor
             case StartTurn turn:
                 OnStartTurn(turn);
                 break;
-            case LeaveTurn leave:
-                OnLeaveTurn(leave);
+            case CancelTurn cancel:
+                OnCancelTurn(cancel);
                 break;
-            case RunSlotGranted granted:
-                OnRunSlotGranted(granted);
-                break;
-            case RunFinished finished:
-                OnRunFinished(finished);
-                break;
-            case RunStopped stopped:
-                OnRunStopped(stopped.TurnId);
+            case ITurnRunnerMessage lifecycle:
+                if (_runner.Handle(lifecycle) is { } ended) OnTurnEnded(ended);
                 break;
             case StopSession:
                 if (IsIdle) Context.Stop(Self);
@@ -108,13 +86,10 @@ public sealed class SessionActor : UntypedActor
     protected override void PostStop()
     {
         _metrics.SessionStopped();
-        // Anyone still waiting would otherwise wait until their ask times out. (A slot held or asked
-        // for is given back by the slots actor, which watches this session.) The current turn too: its
-        // run may not have received its RunTurn yet (a stopping child drops its mail); if it did, its
-        // client has an answer already and this second reply is dropped by the finished ask.
-        if (_current is { } current) current.ReplyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
+        // Anyone still waiting would otherwise wait until their ask times out.
+        _runner.FailAll();
         if (_waiting is null) return;
-        foreach (var (_, replyTo) in _waiting) replyTo.Tell(new Status.Failure(new SessionStoppedException(_sessionKey)));
+        foreach (var (_, replyTo) in _waiting) replyTo.Tell(TurnFailed.SessionStopped);
         _waiting.Clear();
     }
 
@@ -125,70 +100,49 @@ public sealed class SessionActor : UntypedActor
         _stateless &= turn.Stateless;
         if (IsIdle)
         {
-            Begin(turn, Sender);
+            if (_runner.Begin(turn, Sender) is not null) StartNextOrIdle();
             return;
         }
         _waiting ??= new LinkedList<(StartTurn Turn, IActorRef ReplyTo)>();
         if (_waiting.Count >= _settings.MaxQueuedTurns)
         {
-            Sender.Tell(new Status.Failure(new SessionBusyException(_sessionKey, _settings.MaxQueuedTurns)));
+            Sender.Tell(TurnFailed.Busy($"Session '{_sessionKey}' already has {_settings.MaxQueuedTurns} turns waiting."));
             return;
         }
         _waiting.AddLast((turn, Sender));
     }
 
-    private void OnLeaveTurn(LeaveTurn leave)
+    private void OnCancelTurn(CancelTurn cancel)
     {
-        if (_current is { } current && current.Turn.TurnId == leave.TurnId)
+        if (_runner.Holds(cancel.TurnId))
         {
-            if (current.Run is not null)
-            {
-                current.Run.Tell(new CancelRun(leave.TurnId));
-                return;
-            }
-            // Still waiting for a run slot: withdraw the request.
-            _runSlots?.Tell(new ReleaseRunSlot(leave.TurnId));
-            _current = null;
+            if (_runner.Cancel(cancel) is { } ended) OnTurnEnded(ended);
+            return;
         }
         for (var node = _waiting?.First; node is not null; node = node.Next)
         {
-            if (node.Value.Turn.TurnId != leave.TurnId) continue;
+            if (node.Value.Turn.TurnId != cancel.TurnId) continue;
             _waiting!.Remove(node);
             break;
         }
         StartNextOrIdle();
     }
 
-    private void OnRunFinished(RunFinished finished)
+    private void OnTurnEnded(TurnEnd ended)
     {
-        if (_current is not { } current || current.Turn.TurnId != finished.TurnId) return;
         // A turn that only called client tools said nothing worth remembering; its results come next turn.
-        if (finished.Outcome is { Succeeded: true, ReplyText.Length: > 0 }) Remember(current.Turn.Input.Message, finished.Outcome.ReplyText);
-        Context.Stop(current.Run!);
-        _runSlots?.Tell(new ReleaseRunSlot(finished.TurnId));
-        _current = null;
-        StartNextOrIdle();
-    }
-
-    private void OnRunStopped(string turnId)
-    {
-        if (_current is not { Run: not null } current || current.Turn.TurnId != turnId) return;
-        // The run died without reporting an outcome (it crashed). Its client gets a failure; if the
-        // run had already answered, this second reply is dropped by the finished ask.
-        Log.Warning("Run {0} in session {1} stopped without finishing", current.Turn.TurnId, _sessionKey);
-        current.ReplyTo.Tell(new Status.Failure(new AgentRunException(ChatError.Internal)));
-        _runSlots?.Tell(new ReleaseRunSlot(current.Turn.TurnId));
-        _current = null;
+        if (ended.Outcome is { Succeeded: true, ReplyText.Length: > 0 } outcome) Remember(ended.Turn.Input.Message, outcome.ReplyText);
         StartNextOrIdle();
     }
 
     private void StartNextOrIdle()
     {
-        if (_current is null && _waiting?.First is { } next)
+        // A turn that fails to start ends at once: the next one is tried in the same pass.
+        while (_runner.InProgress == 0 && _waiting?.First is { } next)
         {
             _waiting.RemoveFirst();
-            Begin(next.Value.Turn, next.Value.ReplyTo);
-            return;
+            // An ended turn here never ran, so it has nothing to remember.
+            if (_runner.Begin(next.Value.Turn, next.Value.ReplyTo) is null) return;
         }
         if (!IsIdle) return;
         if (_stateless) Context.Parent.Tell(new Passivate(StopSession.Instance));
@@ -197,51 +151,7 @@ public sealed class SessionActor : UntypedActor
         else Context.Parent.Tell(SessionIdle.Instance);
     }
 
-    private void Begin(StartTurn turn, IActorRef replyTo)
-    {
-        if (_runSlots is null)
-        {
-            StartRun(turn, replyTo);
-            return;
-        }
-        // Runs across sessions are capped: wait for a slot (in arrival order) before starting.
-        _current = (turn, replyTo, null);
-        _runSlots.Tell(new AcquireRunSlot(turn.TurnId));
-    }
-
-    private void OnRunSlotGranted(RunSlotGranted granted)
-    {
-        if (_current is { Run: null } current && current.Turn.TurnId == granted.TurnId) StartRun(current.Turn, current.ReplyTo);
-        // A slot for a turn whose client left meanwhile goes straight back.
-        else _runSlots?.Tell(new ReleaseRunSlot(granted.TurnId));
-    }
-
-    private void StartRun(StartTurn turn, IActorRef replyTo)
-    {
-        IAgentRuntime runtime;
-        string? instructions;
-        try
-        {
-            runtime = _runtimes.Resolve(turn.Agent);
-            instructions = InstructionsFor(turn.Agent);
-        }
-        catch (Exception ex)
-        {
-            // This turn's failure alone (say, an unreadable workspace file): the session and its memory go on.
-            Log.Error(ex, "Run {0} in session {1} could not start", turn.TurnId, _sessionKey);
-            replyTo.Tell(new Status.Failure(new AgentRunException(ChatError.Internal)));
-            _runSlots?.Tell(new ReleaseRunSlot(turn.TurnId));
-            _current = null;
-            StartNextOrIdle();
-            return;
-        }
-        // A run actor per turn, stopped after it: an idle session keeps no run actor.
-        var run = Context.ActorOf(_runProps, $"run-{++_runCounter}");
-        run.Tell(new RunTurn(turn, _history.ToArray(), instructions, runtime, replyTo));
-        // Not watched: a run that stops before it finished says so itself (RunStopped), and a watch would
-        // leave its bookkeeping behind in every session that ever ran a turn.
-        _current = (turn, replyTo, run);
-    }
+    private RunContext Prepare(StartTurn turn) => new(_history.ToArray(), InstructionsFor(turn.Agent), ReadInstructions: false);
 
     private string? InstructionsFor(AgentDefinition agent)
     {
@@ -279,6 +189,3 @@ file sealed class Producer(SessionSettings settings, IAgentRuntimeResolver runti
     {
     }
 }
-
-/// <summary>The session stopped before this turn could run.</summary>
-public sealed class SessionStoppedException(string sessionKey) : Exception($"Session '{sessionKey}' stopped.");

@@ -15,7 +15,7 @@ public interface ISessionMessageExtractor
 
 /// <summary>
 /// Routes by session key. With <c>statelessSessions</c> above zero, stateless turns (and their
-/// <see cref="LeaveTurn"/>) go to one of that many shared <see cref="StatelessSessionActor"/> entities,
+/// <see cref="CancelTurn"/>) go to one of that many shared <see cref="StatelessSessionActor"/> entities,
 /// picked by the turn's session key; with zero, each stateless turn gets a session of its own.
 /// </summary>
 public sealed class SessionKeyExtractor : ISessionMessageExtractor
@@ -40,7 +40,7 @@ public sealed class SessionKeyExtractor : ISessionMessageExtractor
     public string? EntityId(object message) => message switch
     {
         StartTurn { Stateless: true } turn when _statelessEntities.Length > 0 => StatelessEntityFor(turn.SessionKey),
-        LeaveTurn { Stateless: true } leave when _statelessEntities.Length > 0 => StatelessEntityFor(leave.SessionKey),
+        CancelTurn { Stateless: true } cancel when _statelessEntities.Length > 0 => StatelessEntityFor(cancel.SessionKey),
         IWithSessionKey keyed => keyed.SessionKey,
         _ => null,
     };

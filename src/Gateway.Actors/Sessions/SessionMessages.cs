@@ -1,6 +1,5 @@
-using System.IO.Pipelines;
 using Gateway.Streams.Lanes;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Streams.Wire;
 
 namespace Gateway.Actors.Sessions;
@@ -17,11 +16,7 @@ public sealed class SessionRouter;
 /// <summary>How the answer leaves the run: as SSE items, or folded into one completion.</summary>
 public enum AnswerMode { Completion, Stream }
 
-/// <summary>
-/// Ask a session to run one agent turn. The reply is <see cref="TurnStreaming"/> (stream mode, as soon
-/// as the run starts), <see cref="TurnCompleted"/> (completion mode, when it ends), or a
-/// <c>Status.Failure</c> when the run could not start or crashed before answering.
-/// </summary>
+/// <summary>Ask a session to run one agent turn; the reply is a <see cref="TurnReply"/>.</summary>
 /// <param name="Stateless">The turn has no session of its own (no key, no user): it remembers nothing and runs in a
 /// shared stateless session, or (with <c>stateless-sessions = 0</c>) in a session that ends with the turn.</param>
 public sealed record StartTurn(
@@ -39,31 +34,54 @@ public sealed record StartTurn(
 /// <summary>A message that only matters to a session that is alive: the router never starts a session for it.</summary>
 public interface IForLiveSessionOnly : IWithSessionKey;
 
-/// <summary>The client of a turn left (disconnected, or gave up waiting): drop it if queued, cancel it if running.</summary>
+/// <summary>
+/// The turn's reader left (disconnected, or gave up waiting): the session drops the turn if it is still
+/// queued and cancels its run if it is running (the session passes this same message on to the run).
+/// </summary>
 /// <param name="Stateless">The turn's <see cref="StartTurn.Stateless"/>: it tells the router where the turn went.</param>
-public sealed record LeaveTurn(string SessionKey, string TurnId, bool Stateless = false) : IForLiveSessionOnly;
-
-/// <summary>A streamed answer: read its events; abandon it when the reader goes away early.</summary>
-public sealed record TurnStreaming(AnswerStream Answer);
-
-/// <summary>A folded answer.</summary>
-public sealed record TurnCompleted(ChatAnswer Answer);
+public sealed record CancelTurn(string SessionKey, string TurnId, bool Stateless = false) : IForLiveSessionOnly;
 
 /// <summary>
-/// The reading end of a streamed answer: hand it the response to write its SSE events into, and
-/// leave it early, which stops the run (safe to call from any thread, more than once).
+/// What a session answers a <see cref="StartTurn"/> with: <see cref="TurnStreaming"/> (stream mode, as soon as
+/// the run starts), <see cref="TurnCompleted"/> (completion mode, when it ends), or <see cref="TurnFailed"/>
+/// (the turn could not run or failed before answering). The edge switches over exactly these.
+/// </summary>
+public abstract record TurnReply
+{
+    private protected TurnReply()
+    {
+    }
+}
+
+/// <summary>A streamed answer: hand it the writer its parts go to; cancel it when the reader goes away early.</summary>
+public sealed record TurnStreaming(AnswerStream Answer) : TurnReply;
+
+/// <summary>A folded answer.</summary>
+public sealed record TurnCompleted(ChatCompletion Completion) : TurnReply;
+
+/// <summary>The turn failed before its answer began; <paramref name="Error"/> is safe to show (its status, its Retry-After).</summary>
+public sealed record TurnFailed(ChatError Error) : TurnReply
+{
+    public static TurnFailed Internal { get; } = new(ChatError.Internal);
+
+    /// <summary>Too many turns wait already (for this session, or for a run slot): 429, retry shortly.</summary>
+    public static TurnFailed Busy(string what) => new(new ChatError(what, "rate_limit_error", null, 429, RetryAfterSeconds: 1));
+
+    /// <summary>The session stopped before the turn could run (the gateway is shutting down).</summary>
+    public static TurnFailed SessionStopped { get; } = new(new ChatError("The session stopped before this turn could run.", "api_error", null, 503));
+}
+
+/// <summary>
+/// The reading end of a streamed answer: hand it the writer its parts go to, and cancel it when the
+/// reader leaves early, which stops the run (safe from any thread, more than once).
 /// </summary>
 public sealed class AnswerStream(StreamingRun run)
 {
     /// <inheritdoc cref="StreamingRun.WriteToAsync"/>
-    public ValueTask WriteToAsync(PipeWriter body) => run.WriteToAsync(body);
+    public ValueTask WriteToAsync(IAnswerWriter writer) => run.WriteToAsync(writer);
 
-    public void Abandon() => run.Cancel();
+    public void Cancel() => run.Cancel();
 }
-
-/// <summary>The session has too many turns waiting; the client should retry later.</summary>
-public sealed class SessionBusyException(string sessionKey, int limit)
-    : Exception($"Session '{sessionKey}' already has {limit} turns waiting.");
 
 /// <summary>
 /// Sent by a session to its parent to ask to be stopped (the same protocol as Akka's cluster sharding:

@@ -74,7 +74,8 @@ public sealed class SessionRouterActor : ReceiveActor, IWithTimers
         {
             if (buffer.Count >= _maxBufferedPerEntity)
             {
-                Sender.Tell(new Status.Failure(new SessionBusyException(id, _maxBufferedPerEntity)));
+                // Only a turn is answered: the other messages for a session (a cancel) need no reply.
+                if (entityMessage is StartTurn) Sender.Tell(TurnFailed.Busy($"Session '{id}' already has {_maxBufferedPerEntity} messages waiting."));
                 return;
             }
             buffer.Add((entityMessage, Sender));

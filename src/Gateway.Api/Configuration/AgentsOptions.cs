@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 

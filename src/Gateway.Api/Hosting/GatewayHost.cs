@@ -1,7 +1,8 @@
 using System.Net;
+using Akka.Configuration;
 using Akka.Hosting;
 using Gateway.Actors;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Providers;
 using Gateway.Api.Configuration;
 using Gateway.Api.Http;
@@ -50,6 +51,9 @@ public static class GatewayHost
         return app;
     }
 
+    /// <summary>The gateway's Akka and tuning settings, next to the app.</summary>
+    public static string HoconPath => Path.Combine(AppContext.BaseDirectory, "akka.hocon");
+
     /// <summary>Options, agents and the actor system; tests build on the same call.</summary>
     public static IServiceCollection AddGatewayServices(this IServiceCollection services)
     {
@@ -63,13 +67,17 @@ public static class GatewayHost
             provider.GetRequiredService<IOptions<GatewayOptions>>().Value.RateLimit, provider.GetRequiredService<TimeProvider>()));
         services.AddSingleton<ApiGate>();
         services.AddSingleton<AgentRouting>();
+        var hocon = ConfigurationFactory.ParseString(File.ReadAllText(HoconPath));
         // Agents with a model run on their upstream provider; the others on the built-in agent.
         services.AddSingleton<IAgentRuntimeResolver>(provider => new ProviderAgentResolver(
-            provider.GetRequiredService<IOptions<AgentsOptions>>().Value.Providers, provider.GetRequiredService<ILoggerFactory>()));
+            provider.GetRequiredService<IOptions<AgentsOptions>>().Value.Providers, provider.GetRequiredService<ILoggerFactory>(),
+            new UpstreamConnections(
+                hocon.GetTimeSpan("gateway.upstream.connection-lifetime", UpstreamConnections.Default.Lifetime),
+                hocon.GetTimeSpan("gateway.upstream.connection-idle-timeout", UpstreamConnections.Default.IdleTimeout))));
         services.AddGatewayActorServices();
         services.AddAkka("gateway", (akka, provider) =>
         {
-            akka.AddHoconFile(Path.Combine(AppContext.BaseDirectory, "akka.hocon"), HoconAddMode.Prepend);
+            akka.AddHocon(hocon, HoconAddMode.Prepend);
             akka.ConfigureLoggers(loggers => loggers.AddLoggerFactory());
             akka.WithGatewayActors((config, services) =>
             {

@@ -1,5 +1,5 @@
 using System.Text;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 
 namespace Gateway.Api.Http;
 

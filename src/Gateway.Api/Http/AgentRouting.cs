@@ -1,4 +1,4 @@
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Api.Configuration;
 using Microsoft.Extensions.Options;
 

@@ -1,3 +1,4 @@
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Wire;
 

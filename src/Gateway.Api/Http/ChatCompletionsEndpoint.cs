@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Hosting;
 using Gateway.Actors.Sessions;
 using Gateway.Api.Configuration;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Wire;
 using Microsoft.Extensions.Options;
@@ -28,8 +30,7 @@ public static class ChatCompletionsEndpoint
             services.GetRequiredService<ApiGate>(),
             services.GetRequiredService<AgentRouting>(),
             services.GetRequiredService<IRequiredActor<SessionRouter>>(),
-            services.GetRequiredService<IOptions<AgentsOptions>>(),
-            services.GetRequiredService<ILoggerFactory>());
+            services.GetRequiredService<IOptions<AgentsOptions>>());
         // Every method is mapped so that "off" is a 404 and a wrong method a 405, in the spec's order.
         app.Map(Path, async context =>
         {
@@ -40,11 +41,11 @@ public static class ChatCompletionsEndpoint
     }
 
     private sealed record Services(
-        ApiGate Gate, AgentRouting Routing, IRequiredActor<SessionRouter> Sessions, IOptions<AgentsOptions> Agents, ILoggerFactory Loggers);
+        ApiGate Gate, AgentRouting Routing, IRequiredActor<SessionRouter> Sessions, IOptions<AgentsOptions> Agents);
 
     private static async Task<IResult> HandleAsync(HttpContext context, Services endpoint)
     {
-        var (gate, routing, sessions, agents, loggers) = endpoint;
+        var (gate, routing, sessions, agents) = endpoint;
         if (gate.Admit(context, HttpMethods.Post, Path) is { } refused) return refused;
 
         StartTurn turn;
@@ -60,41 +61,27 @@ public static class ChatCompletionsEndpoint
         }
 
         var aborted = context.RequestAborted;
-        object reply;
+        TurnReply reply;
         try
         {
             // Waiting in the session's queue counts too, so the ask may last as long as a run may.
-            reply = await sessions.ActorRef.Ask<object>(turn, agents.Value.RunTimeout, aborted);
+            reply = await sessions.ActorRef.Ask<TurnReply>(turn, agents.Value.RunTimeout, aborted);
         }
         catch (Exception ex) when (ex is OperationCanceledException or AskTimeoutException)
         {
-            sessions.ActorRef.Tell(new LeaveTurn(turn.SessionKey, turn.TurnId, turn.Stateless));
+            sessions.ActorRef.Tell(new CancelTurn(turn.SessionKey, turn.TurnId, turn.Stateless));
             if (aborted.IsCancellationRequested) return Results.Empty;
             return ApiErrors.Error(StatusCodes.Status504GatewayTimeout, "agent run timed out", "api_error", "timeout");
         }
-        catch (SessionBusyException)
-        {
-            return ApiErrors.Error(StatusCodes.Status429TooManyRequests, "Too many requests are waiting for this session.", "rate_limit_error");
-        }
-        catch (Exception ex)
-        {
-            if (ex is AgentRunException { Error: var known }) return ApiErrors.From(known);
-            loggers.CreateLogger(typeof(ChatCompletionsEndpoint)).LogError(ex, "Turn {TurnId} failed before answering", turn.TurnId);
-            return ApiErrors.Internal();
-        }
 
-        switch (reply)
+        return reply switch
         {
-            case TurnStreaming streaming:
-                return new SseAnswerResult(streaming.Answer);
-            case TurnCompleted { Answer.Completion: { } completion }:
-                return new JsonAnswerResult<ChatCompletion>(completion, WireJson.WriterContext.ChatCompletion);
-            case TurnCompleted { Answer.Error: { } error }:
-                return ApiErrors.From(error.Error);
-            default:
-                loggers.CreateLogger(typeof(ChatCompletionsEndpoint)).LogError("Turn {TurnId} got an unexpected reply {Reply}", turn.TurnId, reply);
-                return ApiErrors.Internal();
-        }
+            TurnStreaming streaming => new SseAnswerResult(streaming.Answer, turn.Header),
+            TurnCompleted completed => new JsonAnswerResult<ChatCompletion>(completed.Completion, WireJson.WriterContext.ChatCompletion),
+            TurnFailed failed => ApiErrors.From(failed.Error),
+            // TurnReply's constructor is private to its assembly, whose cases are the three above.
+            _ => throw new UnreachableException($"Unknown turn reply {reply.GetType().Name}"),
+        };
     }
 
     /// <summary>

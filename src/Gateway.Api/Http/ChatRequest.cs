@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 
 namespace Gateway.Api.Http;
 

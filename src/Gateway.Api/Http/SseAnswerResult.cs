@@ -1,15 +1,15 @@
 using Gateway.Actors.Sessions;
+using Gateway.Streams.Wire;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Gateway.Api.Http;
 
 /// <summary>
-/// Answers with a streamed answer's Server-Sent Events (spec §8): it starts the response and hands it
-/// to the run, whose lane writes the events into it as they come (.NET's <c>SseFormatter</c>, one send
-/// per burst; see <see cref="Gateway.Streams.Lanes.StreamingRun"/>), then flushes the end. A reader
-/// that leaves early stops the run.
+/// Answers with a streamed answer's Server-Sent Events (spec §8): it starts the response and hands the
+/// run an <see cref="SseAnswerWriter"/> on it, through which the lane writes the events as they come
+/// (one send per burst), then flushes the end. A reader that leaves early cancels the run.
 /// </summary>
-internal sealed class SseAnswerResult(AnswerStream answer) : IResult
+internal sealed class SseAnswerResult(AnswerStream answer, ChatAnswerHeader header) : IResult
 {
     public async Task ExecuteAsync(HttpContext context)
     {
@@ -24,18 +24,18 @@ internal sealed class SseAnswerResult(AnswerStream answer) : IResult
 
         // A client that leaves ends the run at once, even while its agent is silent; the run's end then
         // hands the response back.
-        using var leaving = context.RequestAborted.UnsafeRegister(static state => ((AnswerStream)state!).Abandon(), answer);
+        using var leaving = context.RequestAborted.UnsafeRegister(static state => ((AnswerStream)state!).Cancel(), answer);
         try
         {
             // Started here, so the lane's first write finds the headers decided and the response begun.
             await response.StartAsync();
             // Waits while the run writes: nothing else touches the response meanwhile.
-            await answer.WriteToAsync(response.BodyWriter);
+            await answer.WriteToAsync(new SseAnswerWriter(response.BodyWriter, header));
             await response.BodyWriter.FlushAsync();
         }
         finally
         {
-            answer.Abandon();
+            answer.Cancel();
         }
     }
 }

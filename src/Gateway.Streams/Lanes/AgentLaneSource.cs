@@ -1,13 +1,14 @@
 using System.Runtime.CompilerServices;
 using Akka.Streams;
 using Akka.Streams.Stage;
+using Gateway.Agents;
 
 namespace Gateway.Streams.Lanes;
 
 /// <summary>
 /// The agent end of a lane: it reads the current run's agent one event per downstream pull (so a
 /// slow reader slows the agent), and brackets each run with <see cref="RunStarting"/> and exactly one
-/// terminal event (the agent's end or error, <see cref="AgentFault"/>, or <see cref="AgentCancelled"/>).
+/// terminal event (the agent's end or error, <see cref="AgentFault"/>, or <see cref="RunCancelled"/>).
 /// An agent that throws ends only its own run; the lane goes on with the next one.
 /// </summary>
 internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceShape<AgentEvent>, AgentLaneSource.Control>
@@ -33,16 +34,13 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
     {
         public void Start(AnswerRun run) => signal(run);
 
-        public void Abort(AnswerRun run, Exception cause) => signal(new Aborted(run, cause));
-
-        public void Cancel(AnswerRun run) => signal(new Cancelled(run));
+        /// <summary>The run was stopped (<see cref="AnswerRun.Stopping"/>): end it now, cancelled or aborted.</summary>
+        public void Interrupt(AnswerRun run) => signal(new Interrupted(run));
 
         public void Shutdown() => signal(ShutdownSignal.Instance);
     }
 
-    private sealed record Aborted(AnswerRun Run, Exception Cause);
-
-    private sealed record Cancelled(AnswerRun Run);
+    private sealed record Interrupted(AnswerRun Run);
 
     private sealed record ShutdownSignal
     {
@@ -58,7 +56,6 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
         private readonly Action<object> _signal;
         private AnswerRun? _run;
         private IAsyncEnumerator<AgentEvent>? _events;
-        private CancellationTokenSource? _cancellation;
         private bool _moving;
         // What to push next without asking the agent: the start marker, and a run's last event. Two fields
         // rather than a queue: a lane lives as long as its longest stream, and a queue costs it two objects.
@@ -89,11 +86,8 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
                 case AnswerRun run:
                     OnStart(run);
                     break;
-                case Aborted aborted:
-                    End(aborted.Run, new AgentFault(aborted.Cause));
-                    break;
-                case Cancelled cancelled:
-                    End(cancelled.Run, AgentCancelled.Instance);
+                case Interrupted interrupted:
+                    End(interrupted.Run, StoppedEvent(interrupted.Run));
                     break;
                 case ShutdownSignal:
                     CompleteStage();
@@ -115,16 +109,27 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
 
         public override void PostStop()
         {
-            if (_run is { } run) End(run, new AgentFault(new InvalidOperationException("The run's lane stopped.")));
+            if (_run is not { } run) return;
+            var cause = new InvalidOperationException("The run's lane stopped.");
+            // Stops an agent step still running.
+            run.Abort(cause);
+            End(run, new AgentFault(cause));
         }
 
         private void OnStart(AnswerRun run)
         {
             _run = run;
-            _cancellation = new CancellationTokenSource();
+            if (run.Stopping.IsCancellationRequested)
+            {
+                // Stopped before it reached the lane.
+                Emit(new RunStarting(run));
+                End(run, StoppedEvent(run));
+                return;
+            }
             try
             {
-                _events = run.Agent.GetAsyncEnumerator(_cancellation.Token);
+                // The run's own token: stopping the run (a cancel, an abort) stops an agent step still running.
+                _events = run.Agent.GetAsyncEnumerator(run.Stopping);
                 Emit(new RunStarting(run));
             }
             catch (Exception ex)
@@ -196,7 +201,8 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
                 return;
             }
             _moving = false;
-            if (failure is not null) End(run, new AgentFault(failure));
+            // A step that failed because the run was stopped ends the run as the stop says (the lane's signal may come after it).
+            if (failure is not null) End(run, run.Stopping.IsCancellationRequested ? StoppedEvent(run) : new AgentFault(failure));
             else if (!hasEvent) End(run, new RunEnded());
             else if (events.Current is RunEnded or RunFailed) End(run, events.Current);
             else Push(_out, events.Current);
@@ -207,10 +213,6 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
         {
             if (!ReferenceEquals(run, _run)) return;
             _run = null;
-            // Stops an agent step still running (a model call, a delay). Not disposed: agents may have linked
-            // their own sources to it, and a source without a timer holds nothing.
-            if (last is AgentFault or AgentCancelled) _cancellation!.Cancel();
-            _cancellation = null;
             // An enumerator in the middle of a step cannot be disposed; OnMoved disposes it when the step ends.
             if (!_moving) DisposeInBackground(_events);
             _events = null;
@@ -218,6 +220,10 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
             if (IsClosed(_out)) return;
             Emit(last);
         }
+
+        /// <summary>How a stopped run ends: cancelled, or aborted with its cause.</summary>
+        private static AgentEvent StoppedEvent(AnswerRun run) =>
+            run.AbortCause is { } cause ? new AgentFault(cause) : RunCancelled.Instance;
 
         private static void DisposeInBackground(IAsyncEnumerator<AgentEvent>? events)
         {

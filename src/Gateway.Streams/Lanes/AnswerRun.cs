@@ -1,19 +1,26 @@
+using Gateway.Agents;
 using Gateway.Streams.Wire;
 
 namespace Gateway.Streams.Lanes;
 
 /// <summary>
-/// One agent run on a lane: what the agent says, how its answer is shaped, and where it ends. Made
-/// by <see cref="RunLanes"/>; the lane's stages use the internal members, on the lane's own thread.
-/// <see cref="Abort"/> and <see cref="Cancel"/> are safe from any thread, any number of times.
+/// One agent run: what the agent says, how its answer is shaped, and where the answer goes (its end:
+/// the response, or one folded completion). It flows down a lane's graph and knows nothing of lanes.
+/// Control reaches it from above: <see cref="Cancel"/> (the reader left) and <see cref="Abort"/> (end
+/// the answer in-band with an error) stop it through <see cref="Stopping"/>, the token the agent reads
+/// with and the lane listens to. Both are safe from any thread, any number of times; the first wins.
 /// </summary>
 public abstract class AnswerRun
 {
+    // The stop's cause: ReaderLeft for a cancel, else the abort's exception.
+    private static readonly object ReaderLeft = new();
+
+    private readonly CancellationTokenSource _stopping = new();
+    private object? _stopCause;
     // The outcome as it happened, and a task for it made only when someone asks (the listener is how the
     // gateway hears it): a completion source per run would otherwise live as long as the run.
     private TurnOutcome? _result;
     private TaskCompletionSource<TurnOutcome>? _outcome;
-    private volatile bool _cancelRequested;
 
     private protected AnswerRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
         Action<int>? onText, IRunListener? listener, bool remembersReply)
@@ -44,22 +51,29 @@ public abstract class AnswerRun
     }
 
     /// <summary>Ends the run in-band: the answer carries the error (an error event, then [DONE]).</summary>
-    public void Abort(Exception cause) => Lane?.Abort(this, cause);
+    public void Abort(Exception cause) => Stop(cause);
 
     /// <summary>The reader left: the agent is stopped, nothing more is written, the outcome says cancelled.</summary>
-    public void Cancel()
+    public void Cancel() => Stop(ReaderLeft);
+
+    private void Stop(object cause)
     {
-        // Noted on the run first: the answer end may hear the signal before the run's first part, and then
-        // finds the note when the run opens there.
-        _cancelRequested = true;
-        if (!AnswerEnded) Lane?.Cancel(this);
+        // After its end the run has nothing to stop: a reader that says it leaves once it has read all costs nothing.
+        if (AnswerEnded || Interlocked.CompareExchange(ref _stopCause, cause, null) is not null) return;
+        _stopping.Cancel();
     }
 
-    /// <summary>Whether <see cref="Cancel"/> was called.</summary>
-    internal bool CancelRequested => _cancelRequested;
+    /// <summary>Cancelled when the run is stopped (<see cref="Cancel"/> or <see cref="Abort"/>); the agent reads with it.</summary>
+    internal CancellationToken Stopping => _stopping.Token;
 
-    /// <summary>The answer end is done with the run (a cancel would change nothing).</summary>
-    private protected virtual bool AnswerEnded => false;
+    /// <summary>Whether <see cref="Cancel"/> stopped the run.</summary>
+    internal bool Cancelled => ReferenceEquals(Volatile.Read(ref _stopCause), ReaderLeft);
+
+    /// <summary>What <see cref="Abort"/> stopped the run with; null when it was not aborted.</summary>
+    internal Exception? AbortCause => Volatile.Read(ref _stopCause) as Exception;
+
+    /// <summary>The run's end is done with the answer: stopping it would change nothing.</summary>
+    private protected abstract bool AnswerEnded { get; }
 
     internal IAsyncEnumerable<AgentEvent> Agent { get; }
 
@@ -74,7 +88,8 @@ public abstract class AnswerRun
     /// <summary>Whether <see cref="TurnOutcome.ReplyText"/> carries the reply (a session that remembers needs it); else it is empty.</summary>
     internal bool RemembersReply { get; }
 
-    internal Lane? Lane { get; set; }
+    /// <summary>Whether the end sends in bursts (<see cref="FlushAsync"/>); a folded answer does not.</summary>
+    internal virtual bool Flushes => false;
 
     internal void SetOutcome(TurnOutcome outcome)
     {
@@ -83,23 +98,13 @@ public abstract class AnswerRun
         Listener?.OnOutcome(outcome);
     }
 
-    /// <summary>The lane's answer end has opened this run; the run may wake it (<see cref="AnswerLaneSink.Control.Wake"/>).</summary>
-    internal virtual void Opened(AnswerLaneSink.Control answerEnd)
-    {
-    }
+    /// <summary>Hands a part to the run's end; completes when the end has taken it, with false when its reader has gone.</summary>
+    internal abstract ValueTask<bool> DeliverAsync(ChatStreamPart part);
 
-    /// <summary>
-    /// Hands a part to the run's end; false when the end has no room now: it then wakes the answer end
-    /// once it may have, and the part is offered again.
-    /// </summary>
-    internal abstract bool TryDeliver(ChatStreamPart part);
+    /// <summary>Sends the parts delivered so far (a burst); completes when the reader has room again, false when it has gone.</summary>
+    internal virtual ValueTask<bool> FlushAsync() => new(true);
 
-    /// <summary>The run woke its answer end: on the lane's thread, before a waiting part is offered again.</summary>
-    internal virtual void OnWake()
-    {
-    }
-
-    /// <summary>The reader left or the lane broke: nothing more will be delivered.</summary>
+    /// <summary>Nothing more will be delivered: the run was cancelled (null) or its lane broke.</summary>
     internal abstract void Close(Exception? failure);
 }
 
@@ -116,10 +121,12 @@ public sealed class CompletionRun : AnswerRun
 
     public Task<ChatAnswer> Answer => _answer.Task;
 
-    internal override bool TryDeliver(ChatStreamPart part)
+    private protected override bool AnswerEnded => _answer.Task.IsCompleted;
+
+    internal override ValueTask<bool> DeliverAsync(ChatStreamPart part)
     {
         if (_fold.Add(part) is { } answer && _answer.TrySetResult(answer)) Listener?.OnAnswer(answer);
-        return true;
+        return new(true);
     }
 
     internal override void Close(Exception? failure)
@@ -139,7 +146,7 @@ public interface IRunListener
     /// <summary>A completion run's answer.</summary>
     void OnAnswer(ChatAnswer answer);
 
-    /// <summary>A completion run ended without an answer: its lane broke (a failure) or its reader left (cancelled).</summary>
+    /// <summary>A completion run ended without an answer: its lane broke (a failure) or it was cancelled.</summary>
     void OnAnswerFailed(Exception failure);
 
     /// <summary>How the run ended (every run, once).</summary>

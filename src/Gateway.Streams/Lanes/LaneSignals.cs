@@ -1,3 +1,4 @@
+using Gateway.Agents;
 using Gateway.Streams.Wire;
 
 namespace Gateway.Streams.Lanes;
@@ -11,17 +12,17 @@ internal sealed record RunStarting(AnswerRun Run) : AgentEvent;
 /// <summary>From the agent end: the agent threw, or the run was aborted (timeout, crash).</summary>
 internal sealed record AgentFault(Exception Cause) : AgentEvent;
 
-/// <summary>From the agent end: the reader left and the agent was stopped.</summary>
-internal sealed record AgentCancelled : AgentEvent
+/// <summary>From the agent end: the run was cancelled (<see cref="AnswerRun.Cancel"/>) and the agent stopped.</summary>
+internal sealed record RunCancelled : AgentEvent
 {
-    public static AgentCancelled Instance { get; } = new();
+    public static RunCancelled Instance { get; } = new();
 }
 
 /// <summary>To the answer end: the parts that follow belong to this run.</summary>
 internal sealed record RunOpened(AnswerRun Run) : ChatStreamPart;
 
 /// <summary>To the answer end: the run was cancelled before its done part; the lane is free after it.</summary>
-internal sealed record RunClosed : ChatStreamPart
+internal sealed record RunCancelledPart : ChatStreamPart
 {
-    public static RunClosed Instance { get; } = new();
+    public static RunCancelledPart Instance { get; } = new();
 }

@@ -2,6 +2,7 @@ using System.Text;
 using Akka.Streams;
 using Akka.Streams.Stage;
 using Gateway.Streams.Wire;
+using Gateway.Agents;
 
 namespace Gateway.Streams.Lanes;
 
@@ -10,7 +11,7 @@ namespace Gateway.Streams.Lanes;
 /// run it turns the agent's events into <see cref="ChatStreamPart"/>s: the run's opening marker and
 /// the role part at once (before the agent is pulled), a content part per non-empty text delta, then
 /// exactly one finish part, a usage part when asked for, and done; or, when the run fails, one error
-/// part and done; or, when the reader left, a closing marker. Errors are in-band, so the HTTP side
+/// part and done; or, when the run was cancelled, a closing marker. Errors are in-band, so the HTTP side
 /// can always finish its response cleanly. It completes each run's outcome (reply text, usage,
 /// error, or cancelled). It pulls the agent only when downstream pulls, and holds at most the parts
 /// of one ending.
@@ -107,9 +108,9 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
                     // Only errors we raised on purpose are shown; anything else reads as "internal error".
                     Fail(new ErrorPart(cause is AgentRunException known ? known.Error : ChatError.Internal, cause));
                     break;
-                case AgentCancelled:
+                case RunCancelled:
                     Close(Outcome(null, null, cancelled: true));
-                    Push(_out, RunClosed.Instance);
+                    Push(_out, RunCancelledPart.Instance);
                     break;
                 default: // an empty delta, or an event this stage does not know: nothing to send
                     Pull(_in);

@@ -1,3 +1,5 @@
+using Gateway.Agents;
+
 namespace Gateway.Streams.Wire;
 
 /// <summary>

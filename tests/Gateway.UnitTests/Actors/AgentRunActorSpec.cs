@@ -1,4 +1,4 @@
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Actors.Sessions;
 using Gateway.Streams;
 using Gateway.Streams.Wire;

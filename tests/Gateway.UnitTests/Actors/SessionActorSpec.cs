@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Streams.Dsl;
 using Gateway.Actors.Sessions;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Wire;
 using Xunit.Abstractions;
@@ -112,7 +113,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
         router.Tell(Turn(AliceKey, "third"), client3.Ref);
         // Sent through the same router, so the session handles the leave before the first run can end
         // (leaving after RunStarted would race the first run's finish).
-        router.Tell(new LeaveTurn(AliceKey, left.TurnId));
+        router.Tell(new CancelTurn(AliceKey, left.TurnId));
         var first = await runs.ExpectMsgAsync<RunStarted>();
 
         await FinishAsync(first, "one");
@@ -142,7 +143,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
         Assert.Equal(Event(turn, new ContentPart("Once upon")), await ReadOneAsync(answer));
         Assert.Equal(1, Metrics.ActiveRuns);
 
-        router.Tell(new LeaveTurn(AliceKey, turn.TurnId));
+        router.Tell(new CancelTurn(AliceKey, turn.TurnId));
 
         await run.Agent.ExpectCancellationAsync();               // the agent (and its model call) is stopped
         Assert.Empty(await ReadAllAsync(answer));         // the reader side completes
@@ -166,7 +167,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
 
         router.Tell(turn, CreateTestProbe().Ref);
         var run = await runs.ExpectMsgAsync<RunStarted>();
-        router.Tell(new LeaveTurn(AliceKey, turn.TurnId));
+        router.Tell(new CancelTurn(AliceKey, turn.TurnId));
 
         await run.Agent.ExpectCancellationAsync();
         await AwaitAssertAsync(() => Assert.Equal(0, Metrics.ActiveRuns));

@@ -1,5 +1,6 @@
 using Gateway.Actors.Sessions;
 using Xunit.Abstractions;
+using Gateway.Agents;
 
 namespace Gateway.UnitTests.Actors;
 

@@ -7,7 +7,7 @@ using Akka.Streams.Dsl;
 using Akka.Streams.TestKit;
 using Akka.TestKit;
 using Gateway.Actors;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Actors.Sessions;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Streams;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Actors.Sessions;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
@@ -43,7 +43,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
     private static RunStarted RunOf(IEnumerable<RunStarted> runs, StartTurn turn) =>
         Assert.Single(runs, run => run.Turn.Input.Message == turn.Input.Message);
 
-    private static LeaveTurn Leave(StartTurn turn) => new(turn.SessionKey, turn.TurnId, Stateless: true);
+    private static CancelTurn Leave(StartTurn turn) => new(turn.SessionKey, turn.TurnId, Stateless: true);
 
     private async Task<RunSlots> RunSlotsAsync(IActorRef runSlots)
     {
@@ -286,7 +286,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
     // ---- where messages go ----------------------------------------------------------------------------
 
     [Fact]
-    public void A_stateless_turn_and_its_LeaveTurn_go_to_the_same_shared_session_the_same_one_for_the_same_key()
+    public void A_stateless_turn_and_its_CancelTurn_go_to_the_same_shared_session_the_same_one_for_the_same_key()
     {
         var extractor = new SessionKeyExtractor(statelessSessions: 4);
         var turn = StatelessTurn("hi");
@@ -310,7 +310,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         var turn = Turn(AliceKey, "hi");
 
         Assert.Equal(AliceKey, extractor.EntityId(turn));
-        Assert.Equal(AliceKey, extractor.EntityId(new LeaveTurn(AliceKey, turn.TurnId)));
+        Assert.Equal(AliceKey, extractor.EntityId(new CancelTurn(AliceKey, turn.TurnId)));
         Assert.False(SessionKeyExtractor.IsStatelessEntity(AliceKey));
         Assert.Null(extractor.EntityId(GetSessionCount.Instance));
     }

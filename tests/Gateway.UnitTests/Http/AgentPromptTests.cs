@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Gateway.Actors.Agents;
+using Gateway.Agents;
 using Gateway.Api.Http;
 
 namespace Gateway.UnitTests.Http;

@@ -1,6 +1,7 @@
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Akka.Streams.TestKit;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
@@ -82,7 +83,7 @@ public sealed class AgentLaneSourceSpec(ITestOutputHelper output) : Akka.TestKit
     }
 
     [Fact]
-    public async Task Cancel_stops_a_busy_agent_and_ends_the_run_with_AgentCancelled()
+    public async Task Cancel_stops_a_busy_agent_and_ends_the_run_with_RunCancelled()
     {
         var (control, reader) = Materialize();
         var agent = new ScriptedAgent();
@@ -93,7 +94,7 @@ public sealed class AgentLaneSourceSpec(ITestOutputHelper output) : Akka.TestKit
 
         control.Cancel(run);
 
-        Assert.Same(AgentCancelled.Instance, await reader.ExpectNextAsync());
+        Assert.Same(RunCancelled.Instance, await reader.ExpectNextAsync());
         await agent.TokenCancelled.WaitAsync(RemainingOrDefault);
         await agent.Stopped.WaitAsync(RemainingOrDefault);
     }

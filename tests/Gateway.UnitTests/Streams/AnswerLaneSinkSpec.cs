@@ -4,6 +4,7 @@ using Akka.Streams;
 using Akka.Streams.Dsl;
 using Akka.Streams.TestKit;
 using Akka.TestKit;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
@@ -83,7 +84,7 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
         var next = NewRun();
         Source.From<ChatStreamPart>(
             [
-                new RunOpened(cancelled), RolePart.Instance, new ContentPart("Hel"), RunClosed.Instance,
+                new RunOpened(cancelled), RolePart.Instance, new ContentPart("Hel"), RunCancelledPart.Instance,
                 new RunOpened(next), RolePart.Instance, DonePart.Instance,
             ])
             .RunWith(NewSink(), Sys.Materializer());
@@ -127,7 +128,7 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
         stage.Control.Cancel(run);
 
         await stage.Parts.SendNextAsync(new ContentPart("b"));
-        await stage.Parts.SendNextAsync(RunClosed.Instance);
+        await stage.Parts.SendNextAsync(RunCancelledPart.Instance);
         await stage.Parts.SendNextAsync(new RunOpened(next));
         await stage.Parts.SendNextAsync(RolePart.Instance);
         await stage.Parts.SendNextAsync(DonePart.Instance);
@@ -149,7 +150,7 @@ public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.
         stage.Control.Cancel(left);
         await stage.Parts.SendNextAsync(new RunOpened(left));
         await stage.Parts.SendNextAsync(RolePart.Instance);
-        await stage.Parts.SendNextAsync(RunClosed.Instance);
+        await stage.Parts.SendNextAsync(RunCancelledPart.Instance);
         await stage.Parts.SendNextAsync(new RunOpened(next));
         await stage.Parts.SendNextAsync(RolePart.Instance);
         await stage.Parts.SendNextAsync(DonePart.Instance);

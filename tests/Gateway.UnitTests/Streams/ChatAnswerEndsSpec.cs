@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Akka.Streams;
 using Akka.Streams.Dsl;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Wire;
 using Xunit.Abstractions;

@@ -1,6 +1,7 @@
 using System.Net.ServerSentEvents;
 using System.Threading.Channels;
 using Akka.Streams;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Gateway.Actors.Sessions;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;

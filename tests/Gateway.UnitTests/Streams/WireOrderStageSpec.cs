@@ -2,6 +2,7 @@ using Akka.Streams;
 using Akka.Streams.Dsl;
 using Akka.Streams.TestKit;
 using Akka.TestKit;
+using Gateway.Agents;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
@@ -13,7 +14,7 @@ namespace Gateway.UnitTests.Streams;
 /// Spec §8: the answer's wire order, enforced by <see cref="WireOrderStage"/> alone. On a lane the stage
 /// sees each run bracketed by the agent end: <see cref="RunStarting"/>, the agent's events, then one
 /// terminal event (<see cref="RunEnded"/>, <see cref="RunFailed"/>, <see cref="AgentFault"/> or
-/// <see cref="AgentCancelled"/>); these specs feed it exactly that, with no agent end in front.
+/// <see cref="RunCancelled"/>); these specs feed it exactly that, with no agent end in front.
 /// </summary>
 public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
 {
@@ -248,7 +249,7 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     {
         var (parts, outcome) = await RunAsync(includeUsage: false,
             new TextDelta("a"), new RunEnded(), new TextDelta("b"), new RunFailed(ChatError.Internal), new RunEnded(FinishReasons.Length),
-            new AgentFault(new InvalidOperationException("late")), AgentCancelled.Instance);
+            new AgentFault(new InvalidOperationException("late")), RunCancelled.Instance);
 
         Assert.Equal([Role, Content("a"), Finish(), Done], parts);
         Assert.Equal(new TurnOutcome("a", FinishReasons.Stop, new TokenUsage(PromptTokens, 1), null, Cancelled: false), outcome);
@@ -259,9 +260,9 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
     [Fact]
     public async Task Cancelled_run_closes_with_a_closing_marker_and_no_finish_error_or_done()
     {
-        var (parts, _) = await RunAsync(includeUsage: true, new TextDelta("Hel"), AgentCancelled.Instance);
+        var (parts, _) = await RunAsync(includeUsage: true, new TextDelta("Hel"), RunCancelled.Instance);
 
-        Assert.Equal([Role, Content("Hel"), RunClosed.Instance], parts);
+        Assert.Equal([Role, Content("Hel"), RunCancelledPart.Instance], parts);
     }
 
     [Fact]
@@ -276,9 +277,9 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
         await stage.Agent.SendNextAsync(new TextDelta("Hel"));
         Assert.Equal(Content("Hel"), await stage.Reader.ExpectNextAsync());
         await stage.Reader.RequestAsync(1);
-        await stage.Agent.SendNextAsync(AgentCancelled.Instance);
+        await stage.Agent.SendNextAsync(RunCancelled.Instance);
 
-        Assert.Equal(RunClosed.Instance, await stage.Reader.ExpectNextAsync());
+        Assert.Equal(RunCancelledPart.Instance, await stage.Reader.ExpectNextAsync());
         var outcome = await run.Outcome.WaitAsync(RemainingOrDefault);
         Assert.True(outcome.Cancelled);
         Assert.Equal("Hel", outcome.ReplyText);
@@ -428,13 +429,13 @@ public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.
 
         var parts = await RunPartsAsync(
             new RunStarting(failed), new TextDelta("one"), new UsageReport(new TokenUsage(9, 9)), new AgentFault(crash),
-            new RunStarting(cancelled), new TextDelta("two"), AgentCancelled.Instance,
+            new RunStarting(cancelled), new TextDelta("two"), RunCancelled.Instance,
             new RunStarting(next), new TextDelta("three"), new RunEnded());
 
         Assert.Equal(
             [
                 new RunOpened(failed), Role, Content("one"), new ErrorPart(ChatError.Internal, crash), Done,
-                new RunOpened(cancelled), Role, Content("two"), RunClosed.Instance,
+                new RunOpened(cancelled), Role, Content("two"), RunCancelledPart.Instance,
                 new RunOpened(next), Role, Content("three"), Finish(), Done,
             ],
             parts);

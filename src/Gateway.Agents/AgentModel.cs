@@ -1,6 +1,4 @@
-using Gateway.Streams;
-
-namespace Gateway.Actors.Agents;
+namespace Gateway.Agents;
 
 /// <summary>A configured agent: its id, its model (null: the built-in agent) and built-in settings.</summary>
 /// <param name="Model">The primary model as <c>provider/model</c>; null for the built-in agent.</param>

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
-using Gateway.Streams;
 
-namespace Gateway.Actors.Agents;
+namespace Gateway.Agents;
 
 /// <summary>
 /// A deterministic agent that needs no network and no key: it answers with what it received (the

@@ -1,4 +1,4 @@
-namespace Gateway.Streams;
+namespace Gateway.Agents;
 
 /// <summary>What an agent run emits, in order: text deltas (and usage) then one end or one error.</summary>
 public abstract record AgentEvent;

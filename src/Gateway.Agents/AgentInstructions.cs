@@ -1,4 +1,4 @@
-namespace Gateway.Actors.Agents;
+namespace Gateway.Agents;
 
 /// <summary>
 /// An agent's own system prompt: its workspace's <c>AGENTS.md</c>, then <c>SOUL.md</c> if present,
