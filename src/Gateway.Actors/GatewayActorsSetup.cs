@@ -30,26 +30,36 @@ public static class GatewayActorsSetup
         builder.AddHocon(LeanMailbox.Hocon, HoconAddMode.Append).WithActors((system, registry, resolver) =>
         {
             var services = resolver.GetService<IServiceProvider>();
-            var sessionSettings = settings(system.Settings.Config, services);
-            var runtimes = resolver.GetService<IAgentRuntimeResolver>();
-            var metrics = resolver.GetService<GatewayMetrics>();
-            // Lanes get the lean mailbox too: an open stream's lane mostly waits for its model or its reader.
-            var laneMaterializer = system.Materializer(ActorMaterializerSettings.Create(system).WithDispatcher(LeanMailbox.LaneDispatcherPath));
-            var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes, sessionSettings.LanesPerGraph, sessionSettings.StreamBuffer);
-            // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
-            var runSlots = sessionSettings.MaxConcurrentRuns is { } cap ? system.ActorOf(RunSlotsActor.Props(cap, sessionSettings.MaxWaitingRuns), "run-slots") : null;
-            // One Props for every session: each would otherwise carry its own Props, producer and deploy.
-            var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, LeanMailbox.ConfigPath);
-            var statelessProps = StatelessSessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, runMailbox: LeanMailbox.ConfigPath);
-            var router = system.ActorOf(
-                SessionRouterActor.Props(
-                    id => SessionKeyExtractor.IsStatelessEntity(id) ? statelessProps : sessionProps,
-                    new SessionKeyExtractor(sessionSettings.StatelessSessions),
-                    sessionSettings.MaxBufferedPerPassivatingSession,
-                    sessionSettings.PassivateAfter),
-                "sessions");
+            var router = StartSessionRouter(system, settings(system.Settings.Config, services),
+                resolver.GetService<IAgentRuntimeResolver>(), resolver.GetService<GatewayMetrics>());
             registry.Register<SessionRouter>(router);
         });
+
+    /// <summary>
+    /// Starts the session router with everything below it (the lanes, the run slots, the session kinds):
+    /// what <see cref="WithGatewayActors"/> registers. The actor system needs <see cref="LeanMailbox.Hocon"/>.
+    /// </summary>
+    public static IActorRef StartSessionRouter(ActorSystem system, SessionSettings sessionSettings, IAgentRuntimeResolver runtimes,
+        GatewayMetrics metrics, string name = "sessions")
+    {
+        // Lanes get the lean mailbox too: an open stream's lane mostly waits for its model or its reader.
+        var laneMaterializer = system.Materializer(ActorMaterializerSettings.Create(system).WithDispatcher(LeanMailbox.LaneDispatcherPath));
+        var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes, sessionSettings.LanesPerGraph, sessionSettings.StreamBuffer);
+        // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
+        var runSlots = sessionSettings.MaxConcurrentRuns is { } cap
+            ? system.ActorOf(RunSlotsActor.Props(cap, sessionSettings.MaxWaitingRuns, metrics), $"{name}-run-slots")
+            : null;
+        // One Props for every session: each would otherwise carry its own Props, producer and deploy.
+        var sessionProps = SessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, LeanMailbox.ConfigPath);
+        var statelessProps = StatelessSessionActor.Props(sessionSettings, runtimes, lanes, metrics, runSlots, runMailbox: LeanMailbox.ConfigPath);
+        return system.ActorOf(
+            SessionRouterActor.Props(
+                id => SessionKeyExtractor.IsStatelessEntity(id) ? statelessProps : sessionProps,
+                new SessionKeyExtractor(sessionSettings.StatelessSessions),
+                sessionSettings.MaxBufferedPerPassivatingSession,
+                sessionSettings.PassivateAfter),
+            name);
+    }
 
     /// <summary>Reads <c>gateway.sessions</c> from HOCON over the defaults.</summary>
     public static SessionSettings FromHocon(Config config)

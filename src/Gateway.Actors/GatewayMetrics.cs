@@ -17,11 +17,14 @@ public sealed class GatewayMetrics : IDisposable
     private long _runsStarted;
     private long _runsFailed;
     private long _agentOutputChars;
+    private long _waitingForRunSlot;
 
     public GatewayMetrics()
     {
         _meter.CreateObservableGauge("gateway.sessions.live", () => LiveSessions, description: "Sessions alive in memory");
         _meter.CreateObservableGauge("gateway.runs.active", () => ActiveRuns, description: "Agent runs in progress");
+        _meter.CreateObservableGauge("gateway.runs.waiting", () => WaitingForRunSlot,
+            description: "Turns waiting for a run slot (agents.defaults.maxConcurrent)");
         _meter.CreateObservableCounter("gateway.runs.started", () => RunsStarted, description: "Agent runs started");
         _meter.CreateObservableCounter("gateway.runs.failed", () => RunsFailed, description: "Agent runs that crashed or ended in an error");
         _meter.CreateObservableCounter("gateway.agent.output.chars", () => AgentOutputChars, unit: "{char}",
@@ -31,6 +34,9 @@ public sealed class GatewayMetrics : IDisposable
     public long LiveSessions => Interlocked.Read(ref _liveSessions);
 
     public long ActiveRuns => Interlocked.Read(ref _activeRuns);
+
+    /// <summary>Turns waiting for a run slot now (only when runs are capped).</summary>
+    public long WaitingForRunSlot => Interlocked.Read(ref _waitingForRunSlot);
 
     public long RunsStarted => Interlocked.Read(ref _runsStarted);
 
@@ -50,6 +56,8 @@ public sealed class GatewayMetrics : IDisposable
     }
 
     internal void RunStopped() => Interlocked.Decrement(ref _activeRuns);
+
+    internal void SetWaitingForRunSlot(int count) => Interlocked.Exchange(ref _waitingForRunSlot, count);
 
     internal void RunFailed() => Interlocked.Increment(ref _runsFailed);
 

@@ -13,14 +13,16 @@ public sealed class RunSlotsActor : ReceiveActor
 {
     private readonly int _capacity;
     private readonly int _maxWaiting;
+    private readonly GatewayMetrics? _metrics;
     private readonly HashSet<(IActorRef Session, string TurnId)> _held = [];
     private readonly LinkedList<(IActorRef Session, string TurnId)> _waiting = new();
     private readonly Dictionary<IActorRef, int> _entriesBySession = new();
 
-    public RunSlotsActor(int capacity, int maxWaiting)
+    public RunSlotsActor(int capacity, int maxWaiting, GatewayMetrics? metrics = null)
     {
         _capacity = capacity;
         _maxWaiting = maxWaiting;
+        _metrics = metrics;
         Receive<AcquireRunSlot>(acquire =>
         {
             if (_held.Count >= _capacity && _waiting.Count >= _maxWaiting)
@@ -53,7 +55,8 @@ public sealed class RunSlotsActor : ReceiveActor
         Receive<GetRunSlots>(_ => Sender.Tell(new RunSlots(_held.Count, _waiting.Count)));
     }
 
-    public static Props Props(int capacity, int maxWaiting) => Akka.Actor.Props.Create(() => new RunSlotsActor(capacity, maxWaiting));
+    public static Props Props(int capacity, int maxWaiting, GatewayMetrics? metrics = null) =>
+        Akka.Actor.Props.Create(() => new RunSlotsActor(capacity, maxWaiting, metrics));
 
     private void GrantWhileFree()
     {
@@ -63,6 +66,7 @@ public sealed class RunSlotsActor : ReceiveActor
             _held.Add(first.Value);
             first.Value.Session.Tell(new RunSlotGranted(first.Value.TurnId));
         }
+        _metrics?.SetWaitingForRunSlot(_waiting.Count);
     }
 
     private bool RemoveWaiting((IActorRef Session, string TurnId) entry)

@@ -81,6 +81,9 @@ public sealed class AnswerStream(StreamingRun run)
     public ValueTask WriteToAsync(IAnswerWriter writer) => run.WriteToAsync(writer);
 
     public void Cancel() => run.Cancel();
+
+    /// <summary>What every chunk of the answer shares (its id, creation time and model).</summary>
+    public ChatAnswerHeader Header => run.Header;
 }
 
 /// <summary>

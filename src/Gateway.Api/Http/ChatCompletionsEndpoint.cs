@@ -76,7 +76,7 @@ public static class ChatCompletionsEndpoint
 
         return reply switch
         {
-            TurnStreaming streaming => new SseAnswerResult(streaming.Answer, turn.Header),
+            TurnStreaming streaming => new SseAnswerResult(streaming.Answer),
             TurnCompleted completed => new JsonAnswerResult<ChatCompletion>(completed.Completion, WireJson.WriterContext.ChatCompletion),
             TurnFailed failed => ApiErrors.From(failed.Error),
             // TurnReply's constructor is private to its assembly, whose cases are the three above.

@@ -1,5 +1,4 @@
 using Gateway.Actors.Sessions;
-using Gateway.Streams.Wire;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Gateway.Api.Http;
@@ -9,7 +8,7 @@ namespace Gateway.Api.Http;
 /// run an <see cref="SseAnswerWriter"/> on it, through which the lane writes the events as they come
 /// (one send per burst), then flushes the end. A reader that leaves early cancels the run.
 /// </summary>
-internal sealed class SseAnswerResult(AnswerStream answer, ChatAnswerHeader header) : IResult
+internal sealed class SseAnswerResult(AnswerStream answer) : IResult
 {
     public async Task ExecuteAsync(HttpContext context)
     {
@@ -30,7 +29,7 @@ internal sealed class SseAnswerResult(AnswerStream answer, ChatAnswerHeader head
             // Started here, so the lane's first write finds the headers decided and the response begun.
             await response.StartAsync();
             // Waits while the run writes: nothing else touches the response meanwhile.
-            await answer.WriteToAsync(new SseAnswerWriter(response.BodyWriter, header));
+            await answer.WriteToAsync(new SseAnswerWriter(response.BodyWriter, answer.Header));
             await response.BodyWriter.FlushAsync();
         }
         finally

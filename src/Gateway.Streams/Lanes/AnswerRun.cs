@@ -77,7 +77,8 @@ public abstract class AnswerRun
 
     internal IAsyncEnumerable<AgentEvent> Agent { get; }
 
-    internal ChatAnswerHeader Header { get; }
+    /// <summary>What every chunk of the answer shares (its id, creation time and model).</summary>
+    public ChatAnswerHeader Header { get; }
 
     internal bool IncludeUsage { get; }
 

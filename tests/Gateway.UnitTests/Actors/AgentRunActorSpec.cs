@@ -60,7 +60,7 @@ public sealed class AgentRunActorSpec(ITestOutputHelper output) : SessionSpecBas
         var reply = BuiltInAgent.Reply(new AgentTurn(MainAgent, AliceKey, turn.Input, []));
 
         router.Tell(turn, client.Ref);
-        var completion = (await client.ExpectMsgAsync<TurnCompleted>()).Answer.Completion!;
+        var completion = (await client.ExpectMsgAsync<TurnCompleted>()).Completion;
 
         Assert.Equal(turn.TurnId, completion.Id);
         var choice = Assert.Single(completion.Choices);
@@ -104,9 +104,8 @@ public sealed class AgentRunActorSpec(ITestOutputHelper output) : SessionSpecBas
         router.Tell(Turn(AliceKey, "never answered"), client.Ref);
         await runs.ExpectMsgAsync<RunStarted>();
 
-        var answer = (await client.ExpectMsgAsync<TurnCompleted>()).Answer;
-        Assert.Null(answer.Completion);
-        Assert.Equal(new ChatError("agent run timed out", "api_error", "timeout", 504), answer.Error!.Error);
+        var failed = await client.ExpectMsgAsync<TurnFailed>();
+        Assert.Equal(new ChatError("agent run timed out", "api_error", "timeout", 504), failed.Error);
     }
 
     [Fact]

@@ -70,8 +70,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
         var client = CreateTestProbe();
         router.Tell(Turn(AliceKey, "to the broken agent") with { Agent = PickyResolver.BrokenAgent }, client.Ref);
 
-        var error = Assert.IsType<AgentRunException>((await client.ExpectMsgAsync<Status.Failure>()).Cause);
-        Assert.Equal(ChatError.Internal, error.Error);
+        Assert.Equal(ChatError.Internal, (await client.ExpectMsgAsync<TurnFailed>()).Error);
         var next = await AskForReplyAsync(router, Turn(AliceKey, "hello again"));
         Assert.Contains("This session holds 1 earlier turn(s); the last one said: \"first\".", next);
         Assert.Equal(new SessionCount(1, 0), await SessionCountAsync(router));
@@ -88,9 +87,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
 
         router.Tell(Turn(AliceKey, "crash"), client.Ref);
 
-        var failure = await client.ExpectMsgAsync<Status.Failure>();
-        var error = Assert.IsType<AgentRunException>(failure.Cause);
-        Assert.Equal(ChatError.Internal, error.Error);
+        Assert.Equal(ChatError.Internal, (await client.ExpectMsgAsync<TurnFailed>()).Error);
 
         var next = await AskForReplyAsync(router, Turn(AliceKey, "hello again"));
         Assert.Contains("received: \"hello again\"", next);
@@ -175,7 +172,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
     }
 
     [Fact]
-    public async Task Turns_beyond_MaxQueuedTurns_are_rejected_with_SessionBusyException()
+    public async Task Turns_beyond_MaxQueuedTurns_are_refused_as_busy_with_a_Retry_After()
     {
         var runs = CreateTestProbe();
         var router = Router(Probed(runs), Settings(maxQueuedTurns: 2));
@@ -187,8 +184,8 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
         router.Tell(Turn(AliceKey, "queued 2"), clients[2].Ref);
         router.Tell(Turn(AliceKey, "one too many"), clients[3].Ref);
 
-        var failure = await clients[3].ExpectMsgAsync<Status.Failure>();
-        Assert.IsType<SessionBusyException>(failure.Cause);
+        var refused = await clients[3].ExpectMsgAsync<TurnFailed>();
+        Assert.Equal(("rate_limit_error", 429, 1), (refused.Error.Type, refused.Error.HttpStatus, refused.Error.RetryAfterSeconds));
 
         // The queued ones still run, in order.
         await FinishAsync(running, "0");
@@ -211,8 +208,8 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
         var client = CreateTestProbe();
 
         router.Tell(Turn(AliceKey, "fail"), client.Ref);
-        var failed = await client.ExpectMsgAsync<TurnCompleted>();
-        Assert.Equal(new ChatError("upstream refused", "api_error"), failed.Answer.Error!.Error);
+        var failed = await client.ExpectMsgAsync<TurnFailed>();
+        Assert.Equal(new ChatError("upstream refused", "api_error"), failed.Error);
 
         var next = await AskForReplyAsync(router, Turn(AliceKey, "and now?"));
         Assert.Contains("This session holds no earlier turns.", next);

@@ -63,7 +63,7 @@ public sealed class SessionRouterSpec(ITestOutputHelper output) : SessionSpecBas
         await client.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(400)); // several passivation periods
         Assert.Equal(new SessionCount(1, 0), await SessionCountAsync(router));
 
-        await run.Agent.SendNextAsync(new Gateway.Streams.TextDelta("slow answer"));
+        await run.Agent.SendNextAsync(new TextDelta("slow answer"));
         await run.Agent.SendCompleteAsync();
         Assert.Equal("slow answer", ReplyText(await client.ExpectMsgAsync<TurnCompleted>()));
     }

@@ -45,7 +45,7 @@ public sealed record RunStarted(AgentTurn Turn, TestPublisher.Probe<AgentEvent> 
 /// Session specs build the router the way production does (router → session → run), with metrics and a
 /// test runtime, and talk to it with Tell from test probes standing in for HTTP clients.
 /// </summary>
-public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
+public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
 {
     protected const string AliceKey = "agent:main:openai-user:alice";
     protected const string BobKey = "agent:main:openai-user:bob";
@@ -54,27 +54,32 @@ public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.X
     protected static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(200);
 
     private int _turns;
+    private int _routers;
 
     protected GatewayMetrics Metrics { get; } = new();
 
-    protected static SessionSettings Settings(
+    /// <summary>
+    /// The settings production reads from akka.hocon (this test kit's config), with what a spec changes. Stateless
+    /// turns get a session of their own unless a spec asks for shared ones.
+    /// </summary>
+    protected SessionSettings Settings(
         TimeSpan? passivateAfter = null, int maxQueuedTurns = 64, TimeSpan? runTimeout = null, int streamBuffer = 16) =>
-        SessionSettings.Default with
+        GatewayActorsSetup.FromHocon(Sys.Settings.Config) with
         {
             PassivateAfter = passivateAfter ?? TimeSpan.FromMinutes(30),
             MaxQueuedTurns = maxQueuedTurns,
             RunTimeout = runTimeout ?? TimeSpan.FromMinutes(10),
             StreamBuffer = streamBuffer,
+            StatelessSessions = 0,
         };
 
-    protected IActorRef Router(IAgentRuntimeResolver resolver, SessionSettings? settings = null)
-    {
-        var sessionSettings = settings ?? Settings();
-        var lanes = new RunLanes(Sys.Materializer());
-        return Sys.ActorOf(SessionRouterActor.Props(
-            _ => SessionActor.Props(sessionSettings, resolver, lanes, Metrics),
-            SessionKeyExtractor.Instance, 16, sessionSettings.PassivateAfter));
-    }
+    /// <summary>The session router, started as production starts it (<see cref="GatewayActorsSetup.StartSessionRouter"/>).</summary>
+    protected IActorRef Router(IAgentRuntimeResolver resolver, SessionSettings? settings = null) =>
+        GatewayActorsSetup.StartSessionRouter(Sys, settings ?? Settings(), resolver, Metrics, $"sessions-{Interlocked.Increment(ref _routers)}");
+
+    /// <summary>The run slots production starts beside <paramref name="router"/> when runs are capped.</summary>
+    protected async Task<IActorRef> RunSlotsOfAsync(IActorRef router) =>
+        await Sys.ActorSelection(router.Path.Parent / $"{router.Path.Name}-run-slots").ResolveOne(RemainingOrDefault);
 
     protected static TestRuntime BuiltIn { get; } = new(new BuiltInAgent().Run);
 
@@ -95,11 +100,7 @@ public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.X
     protected StartTurn StatelessTurn(string message, AnswerMode mode = AnswerMode.Completion) =>
         Turn($"agent:main:openai:{Guid.NewGuid()}", message, mode, stateless: true);
 
-    protected static string ReplyText(TurnCompleted completed)
-    {
-        Assert.Null(completed.Answer.Error);
-        return Assert.Single(completed.Answer.Completion!.Choices).Message.Content!;
-    }
+    protected static string ReplyText(TurnCompleted completed) => Assert.Single(completed.Completion.Choices).Message.Content!;
 
     protected async Task<string> AskForReplyAsync(IActorRef router, StartTurn turn)
     {

@@ -16,23 +16,9 @@ namespace Gateway.UnitTests.Actors;
 /// </summary>
 public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpecBase(output)
 {
-    /// <summary>
-    /// The router as production builds it (GatewayActorsSetup): stateless turns go to
-    /// <paramref name="statelessSessions"/> shared sessions, turns with memory to a session of their own.
-    /// </summary>
-    private IActorRef SharedStatelessRouter(IAgentRuntimeResolver resolver, int statelessSessions = 1, IActorRef? runSlots = null,
-        SessionSettings? settings = null)
-    {
-        var sessionSettings = (settings ?? Settings()) with { StatelessSessions = statelessSessions };
-        var lanes = new RunLanes(Sys.Materializer());
-        var sessionProps = SessionActor.Props(sessionSettings, resolver, lanes, Metrics, runSlots);
-        var statelessProps = StatelessSessionActor.Props(sessionSettings, resolver, lanes, Metrics, runSlots);
-        return Sys.ActorOf(SessionRouterActor.Props(
-            id => SessionKeyExtractor.IsStatelessEntity(id) ? statelessProps : sessionProps,
-            new SessionKeyExtractor(sessionSettings.StatelessSessions),
-            sessionSettings.MaxBufferedPerPassivatingSession,
-            sessionSettings.PassivateAfter));
-    }
+    /// <summary>The router as production builds it: stateless turns go to <paramref name="statelessSessions"/> shared sessions.</summary>
+    private IActorRef SharedStatelessRouter(IAgentRuntimeResolver resolver, int statelessSessions = 1, SessionSettings? settings = null) =>
+        Router(resolver, (settings ?? Settings()) with { StatelessSessions = statelessSessions });
 
     private static async Task FinishAsync(RunStarted run, string reply)
     {
@@ -166,8 +152,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         var alongsideRun = await runs.ExpectMsgAsync<RunStarted>();
         router.Tell(StatelessTurn("crash"), crashing.Ref);
 
-        var failure = await crashing.ExpectMsgAsync<Status.Failure>();
-        Assert.Equal(ChatError.Internal, Assert.IsType<AgentRunException>(failure.Cause).Error);
+        Assert.Equal(ChatError.Internal, (await crashing.ExpectMsgAsync<TurnFailed>()).Error);
 
         // A turn afterwards is answered by the same shared session...
         var next = await AskForReplyAsync(router, StatelessTurn("hello again"));
@@ -231,8 +216,8 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
     public async Task With_runs_capped_a_stateless_turn_waits_for_a_run_slot_and_runs_when_the_first_finishes()
     {
         var runs = CreateTestProbe();
-        var runSlots = Sys.ActorOf(RunSlotsActor.Props(1));
-        var router = SharedStatelessRouter(Probed(runs), runSlots: runSlots);
+        var router = SharedStatelessRouter(Probed(runs), settings: Settings() with { MaxConcurrentRuns = 1 });
+        var runSlots = await RunSlotsOfAsync(router);
         var (client1, client2) = (CreateTestProbe(), CreateTestProbe());
 
         router.Tell(StatelessTurn("first"), client1.Ref);
@@ -254,11 +239,38 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
     }
 
     [Fact]
+    public async Task With_runs_capped_stateless_turns_beyond_the_waiting_bound_are_refused_as_busy_and_the_waiting_one_still_runs()
+    {
+        var runs = CreateTestProbe();
+        var router = SharedStatelessRouter(Probed(runs), settings: Settings() with { MaxConcurrentRuns = 1, MaxWaitingRuns = 1 });
+        var runSlots = await RunSlotsOfAsync(router);
+        var (client1, client2, client3) = (CreateTestProbe(), CreateTestProbe(), CreateTestProbe());
+
+        router.Tell(StatelessTurn("first"), client1.Ref);
+        var first = await runs.ExpectMsgAsync<RunStarted>();
+        router.Tell(StatelessTurn("second"), client2.Ref);
+        await AwaitAssertAsync(async () => Assert.Equal(new RunSlots(1, 1), await RunSlotsAsync(runSlots)));
+        Assert.Equal(1, Metrics.WaitingForRunSlot);
+        router.Tell(StatelessTurn("one too many"), client3.Ref);
+
+        var refused = await client3.ExpectMsgAsync<TurnFailed>();
+        Assert.Equal(("rate_limit_error", 429, 1), (refused.Error.Type, refused.Error.HttpStatus, refused.Error.RetryAfterSeconds));
+        await FinishAsync(first, "one");
+        Assert.Equal("one", ReplyText(await client1.ExpectMsgAsync<TurnCompleted>()));
+        var second = await runs.ExpectMsgAsync<RunStarted>();
+        Assert.Equal("second", second.Turn.Input.Message);
+        await FinishAsync(second, "two");
+        Assert.Equal("two", ReplyText(await client2.ExpectMsgAsync<TurnCompleted>()));
+        await AwaitAssertAsync(async () => Assert.Equal(new RunSlots(0, 0), await RunSlotsAsync(runSlots)));
+        Assert.Equal(0, Metrics.WaitingForRunSlot);
+    }
+
+    [Fact]
     public async Task Leaving_a_stateless_turn_that_waits_for_a_run_slot_withdraws_it_and_leaks_no_slot()
     {
         var runs = CreateTestProbe();
-        var runSlots = Sys.ActorOf(RunSlotsActor.Props(1));
-        var router = SharedStatelessRouter(Probed(runs), runSlots: runSlots);
+        var router = SharedStatelessRouter(Probed(runs), settings: Settings() with { MaxConcurrentRuns = 1 });
+        var runSlots = await RunSlotsOfAsync(router);
         var (client1, client2, client3) = (CreateTestProbe(), CreateTestProbe(), CreateTestProbe());
         var waiting = StatelessTurn("second");
 
@@ -349,7 +361,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         var run = await runs.ExpectMsgAsync<RunStarted>();
         router.Tell(StatelessTurn("hi") with { Agent = PickyResolver.BrokenAgent }, broken.Ref);
 
-        Assert.IsType<AgentRunException>((await broken.ExpectMsgAsync<Status.Failure>()).Cause);
+        Assert.Equal(ChatError.Internal, (await broken.ExpectMsgAsync<TurnFailed>()).Error);
         await run.Agent.SendNextAsync(new TextDelta("unharmed"));
         await run.Agent.SendNextAsync(new RunEnded());
         Assert.Equal("unharmed", ReplyText(await alongside.ExpectMsgAsync<TurnCompleted>()));

@@ -13,7 +13,7 @@ namespace Gateway.UnitTests.Streams;
 /// The agent end of a lane, alone: it brackets every run with <see cref="RunStarting"/> and exactly one terminal
 /// event, whatever the reader's demand was when the run started or ended, and reads the agent one event per pull.
 /// </summary>
-public sealed class AgentLaneSourceSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
+public sealed class AgentLaneSourceSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
 {
     private static readonly ChatAnswerHeader Header = new("chatcmpl_9", 1767225600, "openclaw");
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(150);

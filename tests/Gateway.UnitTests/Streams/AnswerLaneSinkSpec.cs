@@ -16,7 +16,7 @@ namespace Gateway.UnitTests.Streams;
 /// The answer end of a lane, alone: each run's parts go to that run's end (its response), it asks for the next part only
 /// when that end has room, and a run's last part (done, or the closing marker of a cancelled run) frees the lane.
 /// </summary>
-public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
+public sealed class AnswerLaneSinkSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
 {
     private static readonly ChatAnswerHeader Header = new("chatcmpl_5", 1767225600, "openclaw");
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(150);

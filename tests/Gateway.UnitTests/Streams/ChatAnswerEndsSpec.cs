@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace Gateway.UnitTests.Streams;
 
 /// <summary>Spec §7 and §8: what each part reads as on the wire, and the folded, non-streamed answer.</summary>
-public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
+public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
 {
     private static readonly ChatAnswerHeader Header = new("chatcmpl_0f8e", 1767225600, "openclaw/main");
 

@@ -13,7 +13,7 @@ namespace Gateway.UnitTests.Streams;
 /// Where runs become answers: <see cref="RunLanes"/> end to end, from an agent's events to the streamed
 /// answer's SSE events or the folded completion, and the lanes kept for run after run.
 /// </summary>
-public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
+public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
 {
     private static readonly ChatAnswerHeader Header = new("chatcmpl_42", 1767225600, "openclaw");
     private const int PromptTokens = 3;

@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Threading.Channels;
 using Gateway.Actors.Sessions;
 using Gateway.Agents;
+using Gateway.Api.Http;
 using Gateway.Streams;
 using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
@@ -85,7 +86,7 @@ internal static class TestAgents
 }
 
 /// <summary>
-/// Reads a streamed answer the way the HTTP side does: hands the run a pipe as its response, completes the
+/// Reads a streamed answer the way the HTTP side does: hands the run the HTTP side's SSE writer on a pipe as its response, completes the
 /// pipe when the run hands it back (with the failure, if the run failed), and parses the SSE events off the
 /// pipe's reading end with .NET's <see cref="SseParser"/>. The parser reads a few bytes at a time, so what
 /// it has taken off the pipe is at most the event it is reading: a reader that stops reading holds up the run.
@@ -100,11 +101,11 @@ internal sealed class AnswerReader
     private readonly CountingWriter _response;
     private readonly IAsyncEnumerator<SseItem<string>> _events;
 
-    private AnswerReader(Func<PipeWriter, ValueTask> handOver, PipeOptions? options)
+    private AnswerReader(Func<IAnswerWriter, ValueTask> handOver, ChatAnswerHeader header, PipeOptions? options)
     {
         _pipe = new Pipe(options ?? PipeOptions.Default);
         _response = new CountingWriter(_pipe.Writer);
-        HandedBack = HandOverAsync(handOver);
+        HandedBack = HandOverAsync(handOver, header);
         _events = SseParser.Create(new TrickleStream(_pipe.Reader.AsStream(), ReadBytes)).EnumerateAsync().GetAsyncEnumerator();
     }
 
@@ -115,10 +116,10 @@ internal sealed class AnswerReader
     public int Flushes => _response.Flushes;
 
     /// <summary>The reader of this run, made (and the response handed over) on first use.</summary>
-    public static AnswerReader Of(StreamingRun run) => Readers.GetValue(run, static made => new AnswerReader(((StreamingRun)made).WriteToAsync, null));
+    public static AnswerReader Of(StreamingRun run) => Readers.GetValue(run, static made => new AnswerReader(((StreamingRun)made).WriteToAsync, ((StreamingRun)made).Header, null));
 
     /// <inheritdoc cref="Of(StreamingRun)"/>
-    public static AnswerReader Of(AnswerStream answer) => Readers.GetValue(answer, static made => new AnswerReader(((AnswerStream)made).WriteToAsync, null));
+    public static AnswerReader Of(AnswerStream answer) => Readers.GetValue(answer, static made => new AnswerReader(((AnswerStream)made).WriteToAsync, ((AnswerStream)made).Header, null));
 
     /// <summary>
     /// Hands the run a response that holds at most <paramref name="unreadBytes"/> bytes its reader has not taken
@@ -126,16 +127,17 @@ internal sealed class AnswerReader
     /// </summary>
     public static AnswerReader Slow(StreamingRun run, int unreadBytes = 1)
     {
-        var reader = new AnswerReader(run.WriteToAsync, new PipeOptions(pauseWriterThreshold: unreadBytes, resumeWriterThreshold: unreadBytes));
+        var reader = new AnswerReader(run.WriteToAsync, run.Header, new PipeOptions(pauseWriterThreshold: unreadBytes, resumeWriterThreshold: unreadBytes));
         Readers.Add(run, reader);
         return reader;
     }
 
-    private async Task HandOverAsync(Func<PipeWriter, ValueTask> handOver)
+    private async Task HandOverAsync(Func<IAnswerWriter, ValueTask> handOver, ChatAnswerHeader header)
     {
         try
         {
-            await handOver(_response);
+            // The HTTP side's own writer, on a pipe standing in for the response.
+            await handOver(new SseAnswerWriter(_response, header));
             // As the HTTP side does: the run may leave its last events unflushed.
             await _response.FlushAsync();
             await _pipe.Writer.CompleteAsync();

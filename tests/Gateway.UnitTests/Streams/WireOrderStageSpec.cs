@@ -16,7 +16,7 @@ namespace Gateway.UnitTests.Streams;
 /// terminal event (<see cref="RunEnded"/>, <see cref="RunFailed"/>, <see cref="AgentFault"/> or
 /// <see cref="RunCancelled"/>); these specs feed it exactly that, with no agent end in front.
 /// </summary>
-public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output)
+public sealed class WireOrderStageSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
 {
     private const int PromptTokens = 7;
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(150);
