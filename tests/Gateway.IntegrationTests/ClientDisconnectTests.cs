@@ -134,30 +134,13 @@ public sealed class ClientDisconnectTests(SlowGatewayFixture fixture) : IClassFi
             await ReadFirstContentAsync(response);
 
             // The client reads no more: once the socket's buffers and the response's are full, the agent waits.
-            var produced = await SettledAsync(() => Server.Metrics.AgentOutputChars - before);
+            var produced = await Eventually.StableAsync(() => Server.Metrics.AgentOutputChars - before, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(15));
             Assert.InRange(produced, 1, SlowGatewayFixture.FloodChars / 10);
             Assert.Equal(1, Server.Metrics.ActiveRuns);
         }
 
         // It hangs up while the gateway waits for it to read: the wait ends, and the run with it.
         await Eventually.TrueAsync(() => Server.Metrics.ActiveRuns == 0, RunsEndWithin, "the held-up stream's run ends");
-    }
-
-    /// <summary>The value once it has stopped changing for a while.</summary>
-    private static async Task<long> SettledAsync(Func<long> read)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        var last = read();
-        var unchanged = 0;
-        while (unchanged < 5)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"still changing after 15 s (now {last})");
-            await Task.Delay(100);
-            var now = read();
-            unchanged = now == last ? unchanged + 1 : 0;
-            last = now;
-        }
-        return last;
     }
 
     /// <summary>Reads events up to and including the first content delta.</summary>

@@ -30,7 +30,9 @@ public static class ChatCompletionsEndpoint
             services.GetRequiredService<ApiGate>(),
             services.GetRequiredService<AgentRouting>(),
             services.GetRequiredService<IRequiredActor<SessionRouter>>(),
-            services.GetRequiredService<IOptions<AgentsOptions>>());
+            services.GetRequiredService<IOptions<AgentsOptions>>(),
+            services.GetRequiredService<ActorSystem>(),
+            services.GetRequiredService<IHostApplicationLifetime>());
         // Every method is mapped so that "off" is a 404 and a wrong method a 405, in the spec's order.
         app.Map(Path, async context =>
         {
@@ -40,12 +42,16 @@ public static class ChatCompletionsEndpoint
         return app;
     }
 
+    private static readonly IResult ShuttingDown =
+        ApiErrors.From(new ChatError("The gateway is shutting down; retry on another instance.", "api_error", null, 503, RetryAfterSeconds: 1));
+
     private sealed record Services(
-        ApiGate Gate, AgentRouting Routing, IRequiredActor<SessionRouter> Sessions, IOptions<AgentsOptions> Agents);
+        ApiGate Gate, AgentRouting Routing, IRequiredActor<SessionRouter> Sessions, IOptions<AgentsOptions> Agents,
+        ActorSystem System, IHostApplicationLifetime Lifetime);
 
     private static async Task<IResult> HandleAsync(HttpContext context, Services endpoint)
     {
-        var (gate, routing, sessions, agents) = endpoint;
+        var (gate, routing, sessions, agents, system, lifetime) = endpoint;
         if (gate.Admit(context, HttpMethods.Post, Path) is { } refused) return refused;
 
         StartTurn turn;
@@ -59,6 +65,9 @@ public static class ChatCompletionsEndpoint
         {
             return Results.Empty;
         }
+
+        // A turn asked of a stopped actor system would wait out its whole timeout: nobody is there to answer.
+        if (system.WhenTerminated.IsCompleted || lifetime.ApplicationStopping.IsCancellationRequested) return ShuttingDown;
 
         var aborted = context.RequestAborted;
         TurnReply reply;

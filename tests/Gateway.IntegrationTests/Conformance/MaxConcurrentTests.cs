@@ -26,8 +26,10 @@ public sealed class MaxConcurrentTests : IAsyncLifetime
 
         // Another session's request gets no answer while the only slot is taken...
         var second = ChatApi.CompleteAsync(client, ChatApi.Body("second"));
-        await Task.WhenAny(second, Task.Delay(TimeSpan.FromMilliseconds(500)));
+        await Eventually.TrueAsync(() => _server.Metrics.WaitingForRunSlot == 1 || second.IsCompleted, TimeSpan.FromSeconds(5),
+            "the second request never waited for a run slot");
         Assert.False(second.IsCompleted, "the second run started while the first held the only slot");
+        Assert.Equal(1, _server.Metrics.WaitingForRunSlot);
         Assert.Equal(1, _server.Metrics.ActiveRuns);
 
         // ...and runs once the first is done.
@@ -40,10 +42,16 @@ public sealed class MaxConcurrentTests : IAsyncLifetime
     {
         using var client = _server.CreateClient();
         using var first = await ChatApi.StartStreamAsync(client, ChatApi.Body("first", stream: true));
-        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+        using (var giveUp = new CancellationTokenSource())
         {
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ChatApi.CompleteAsync(client, ChatApi.Body("left"), cancellationToken: giveUp.Token));
+            var left = ChatApi.CompleteAsync(client, ChatApi.Body("left"), cancellationToken: giveUp.Token);
+            // It leaves once it is waiting for the slot, not before it got there.
+            await Eventually.TrueAsync(() => _server.Metrics.WaitingForRunSlot == 1 || left.IsCompleted, TimeSpan.FromSeconds(5),
+                "the request never waited for a run slot");
+            giveUp.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => left);
         }
+        await Eventually.TrueAsync(() => _server.Metrics.WaitingForRunSlot == 0, TimeSpan.FromSeconds(5), "the request that left still waits for a slot");
         var third = ChatApi.CompleteAsync(client, ChatApi.Body("third"));
 
         await ChatApi.StreamedReplyAsync(first);

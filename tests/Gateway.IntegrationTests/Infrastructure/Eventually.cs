@@ -13,6 +13,17 @@ public static class Eventually
         }
     }
 
+    /// <summary><see cref="TrueAsync(Func{bool}, TimeSpan, string)"/> for a condition that must be asked for (an HTTP probe, say).</summary>
+    public static async Task TrueAsync(Func<Task<bool>> condition, TimeSpan within, string failure)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"{failure} (waited {within.TotalMilliseconds:N0} ms)");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Waits until <paramref name="read"/> stops changing for <paramref name="quiet"/>, and returns that value.</summary>
     public static async Task<long> StableAsync(Func<long> read, TimeSpan quiet, TimeSpan within)
     {
