@@ -44,7 +44,8 @@ public static class GatewayActorsSetup
     {
         // Lanes get the lean mailbox too: an open stream's lane mostly waits for its model or its reader.
         var laneMaterializer = system.Materializer(ActorMaterializerSettings.Create(system).WithDispatcher(LeanMailbox.LaneDispatcherPath));
-        var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes, sessionSettings.LanesPerGraph, sessionSettings.StreamBuffer);
+        var lanes = new RunLanes(laneMaterializer, sessionSettings.MaxIdleLanes, sessionSettings.LanesPerGraph, sessionSettings.StreamBuffer,
+            sessionSettings.MaxRememberedReplyChars);
         // Only when runs are capped: otherwise a run needs no permission and costs no extra messages.
         var runSlots = sessionSettings.MaxConcurrentRuns is { } cap
             ? system.ActorOf(RunSlotsActor.Props(cap, sessionSettings.MaxWaitingRuns, metrics), $"{name}-run-slots")
@@ -77,6 +78,8 @@ public static class GatewayActorsSetup
             LanesPerGraph = AtLeastOne(section.GetInt("lanes-per-graph", defaults.LanesPerGraph), "gateway.sessions.lanes-per-graph"),
             StatelessSessions = NotNegative(section.GetInt("stateless-sessions", defaults.StatelessSessions), "gateway.sessions.stateless-sessions"),
             MaxWaitingRuns = NotNegative(section.GetInt("max-waiting-runs", defaults.MaxWaitingRuns), "gateway.sessions.max-waiting-runs"),
+            MaxRememberedReplyChars = NotNegative(section.GetInt("max-remembered-reply-chars", defaults.MaxRememberedReplyChars),
+                "gateway.sessions.max-remembered-reply-chars"),
             IdleStatelessRuns = NotNegative(section.GetInt("idle-stateless-runs", defaults.IdleStatelessRuns), "gateway.sessions.idle-stateless-runs"),
         };
     }

@@ -13,6 +13,7 @@ namespace Gateway.Actors.Sessions;
 /// <param name="StatelessSessions">Shared sessions stateless turns run in (<see cref="StatelessSessionActor"/>); 0: a session per stateless turn.</param>
 /// <param name="MaxWaitingRuns">Turns that may wait for a run slot when runs are capped; more get 429.</param>
 /// <param name="IdleStatelessRuns">Run actors a stateless session keeps for its next turns.</param>
+/// <param name="MaxRememberedReplyChars">The most of a reply a session remembers (the rest still streams).</param>
 public sealed record SessionSettings(
     TimeSpan PassivateAfter,
     int MaxQueuedTurns,
@@ -25,7 +26,8 @@ public sealed record SessionSettings(
     int StatelessSessions = 0,
     int LanesPerGraph = 1,
     int MaxWaitingRuns = 1024,
-    int IdleStatelessRuns = 32)
+    int IdleStatelessRuns = 32,
+    int MaxRememberedReplyChars = 64 * 1024)
 {
     /// <summary>Enough shared stateless sessions to keep every core busy starting runs.</summary>
     public static int DefaultStatelessSessions => Math.Max(2, Environment.ProcessorCount);

@@ -57,6 +57,7 @@ public static class GatewayHost
     /// <summary>Options, agents and the actor system; tests build on the same call.</summary>
     public static IServiceCollection AddGatewayServices(this IServiceCollection services)
     {
+        var hocon = ConfigurationFactory.ParseString(File.ReadAllText(HoconPath));
         services.AddOptions<GatewayOptions>().Configure<IConfiguration>((options, configuration) => options.Load(configuration)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.AddOptions<AgentsOptions>().Configure<IConfiguration>((options, configuration) => options.Load(configuration)).ValidateOnStart();
@@ -64,10 +65,10 @@ public static class GatewayHost
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<BearerAuth>();
         services.AddSingleton(provider => new FailedAuthLimiter(
-            provider.GetRequiredService<IOptions<GatewayOptions>>().Value.RateLimit, provider.GetRequiredService<TimeProvider>()));
+            provider.GetRequiredService<IOptions<GatewayOptions>>().Value.RateLimit, provider.GetRequiredService<TimeProvider>(),
+            hocon.GetInt("gateway.http.failed-auth-tracked-addresses", FailedAuthLimiter.DefaultMaxTrackedAddresses)));
         services.AddSingleton<ApiGate>();
         services.AddSingleton<AgentRouting>();
-        var hocon = ConfigurationFactory.ParseString(File.ReadAllText(HoconPath));
         // Agents with a model run on their upstream provider; the others on the built-in agent.
         services.AddSingleton<IAgentRuntimeResolver>(provider => new ProviderAgentResolver(
             provider.GetRequiredService<IOptions<AgentsOptions>>().Value.Providers, provider.GetRequiredService<ILoggerFactory>(),

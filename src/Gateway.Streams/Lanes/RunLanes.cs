@@ -33,7 +33,9 @@ public sealed class RunLanes
     private int _liveCount;
 
     /// <param name="burstLimit">Parts a streamed answer writes before a flush at the latest (it flushes sooner when a burst ends).</param>
-    public RunLanes(IMaterializer materializer, int maxIdleLanes = 256, int lanesPerGraph = 1, int burstLimit = 64)
+    /// <param name="maxRememberedReplyChars">The most reply text a run's outcome carries for its session's memory.</param>
+    public RunLanes(IMaterializer materializer, int maxIdleLanes = 256, int lanesPerGraph = 1, int burstLimit = 64,
+        int maxRememberedReplyChars = WireOrderStage.MaxRememberedReplyChars)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxIdleLanes);
         ArgumentOutOfRangeException.ThrowIfLessThan(lanesPerGraph, 1);
@@ -43,7 +45,7 @@ public sealed class RunLanes
         // shut the rest down as soon as they are made.
         lanesPerGraph = (int)Math.Min(lanesPerGraph, maxIdleLanes + 1L);
         var lane = Source.FromGraph(new AgentLaneSource())
-            .Via(new WireOrderStage())
+            .Via(new WireOrderStage(maxRememberedReplyChars))
             .ToMaterialized(new AnswerLaneSink(burstLimit), (agent, answer) => new Lane(this, agent, answer));
         IGraph<ClosedShape, Lane[]> graph = lane.MapMaterializedValue(static first => new[] { first });
         for (var i = 1; i < lanesPerGraph; i++)

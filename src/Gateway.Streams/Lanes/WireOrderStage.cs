@@ -19,11 +19,20 @@ namespace Gateway.Streams.Lanes;
 internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStreamPart>>
 {
     /// <summary>
-    /// The most reply text an outcome carries (for the session's memory); the rest of a longer reply
-    /// still streams to the client, it is just not remembered. Without a cap a long answer (a
-    /// benchmark's 100 MB one, say) would sit whole in memory until the session forgets it.
+    /// The most reply text an outcome carries by default (for the session's memory;
+    /// <c>gateway.sessions.max-remembered-reply-chars</c>); the rest of a longer reply still streams to
+    /// the client, it is just not remembered. Without a cap a long answer (a benchmark's 100 MB one,
+    /// say) would sit whole in memory until the session forgets it.
     /// </summary>
     public const int MaxRememberedReplyChars = 64 * 1024;
+
+    private readonly int _maxRememberedReplyChars;
+
+    public WireOrderStage(int maxRememberedReplyChars = MaxRememberedReplyChars)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxRememberedReplyChars);
+        _maxRememberedReplyChars = maxRememberedReplyChars;
+    }
 
     private const int KeptReplyCapacity = 4 * 1024;
 
@@ -40,6 +49,7 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
     {
         private readonly Inlet<AgentEvent> _in;
         private readonly Outlet<ChatStreamPart> _out;
+        private readonly int _maxRememberedReplyChars;
         // Made on the first text of a run whose reply is remembered: a lane that carries only stateless runs never needs one.
         private StringBuilder? _reply;
         private long _replyChars;
@@ -54,6 +64,7 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
         {
             _in = stage._in;
             _out = stage._out;
+            _maxRememberedReplyChars = stage._maxRememberedReplyChars;
             SetHandlers(_in, _out, this);
         }
 
@@ -167,7 +178,7 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
             _replyChars += text.Length;
             if (!_run!.RemembersReply) return;
             _reply ??= new StringBuilder();
-            var room = MaxRememberedReplyChars - _reply.Length;
+            var room = _maxRememberedReplyChars - _reply.Length;
             if (room > 0) _reply.Append(text, 0, Math.Min(room, text.Length));
         }
 
