@@ -107,6 +107,7 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
                     OnInterrupted(interrupted.Run);
                     break;
                 case Waited waited:
+                    DebugLog.Write("sink waited");
                     OnWaited(waited.Run, waited.ReaderThere);
                     break;
             }
@@ -134,9 +135,11 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             }
             if (_flushing)
             {
+                DebugLog.Write($"sink held {part}");
                 _held = part;
                 return;
             }
+            DebugLog.Write($"sink deliver {part}");
             Deliver(run, part);
         }
 
@@ -183,7 +186,7 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             }
             if (!readerThere)
             {
-                ReaderLeft(run);
+                CancelForGoneReader(run);
                 Drop(run, part);
                 return;
             }
@@ -205,6 +208,7 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
 
         private void OnBurstEnd(AnswerRun run)
         {
+            DebugLog.Write($"sink burst end unflushed={_unflushed} flushing={_flushing}");
             if (!ReferenceEquals(run, _run) || _dropping) return;
             _burstEndAsked = false;
             if (_flushing || _delivering is not null)
@@ -220,9 +224,10 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
         {
             _unflushed = 0;
             var flush = run.FlushAsync();
+            DebugLog.Write($"sink flush completed={flush.IsCompleted}");
             if (flush.IsCompleted)
             {
-                if (!ReaderThere(flush)) ReaderLeft(run);
+                if (!ReaderThere(flush)) CancelForGoneReader(run);
                 return;
             }
             _flushing = true;
@@ -240,7 +245,7 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             else if (_flushing)
             {
                 _flushing = false;
-                if (!readerThere && !_dropping) ReaderLeft(run);
+                if (!readerThere && !_dropping) CancelForGoneReader(run);
                 if (_held is { } held)
                 {
                     _held = null;
@@ -264,7 +269,7 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
         }
 
         /// <summary>The run's end found its reader gone: stop the agent (the lane then drops the rest of the run).</summary>
-        private void ReaderLeft(AnswerRun run)
+        private void CancelForGoneReader(AnswerRun run)
         {
             // Cancelled before it is closed: a run that is closed has nothing left to stop.
             run.Cancel();
@@ -301,6 +306,7 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             {
                 readerThere = false;
             }
+            DebugLog.Write("sink waited sent");
             _signal(new Waited(run, readerThere));
         }
 

@@ -12,8 +12,8 @@ namespace Gateway.Streams.Lanes;
 /// </summary>
 public abstract class AnswerRun
 {
-    // The stop's cause: ReaderLeft for a cancel, else the abort's exception.
-    private static readonly object ReaderLeft = new();
+    // The stop's cause: CancelCause for a cancel, else the abort's exception.
+    private static readonly object CancelCause = new();
 
     private readonly CancellationTokenSource _stopping = new();
     private object? _stopCause;
@@ -54,7 +54,7 @@ public abstract class AnswerRun
     public void Abort(Exception cause) => Stop(cause);
 
     /// <summary>The reader left: the agent is stopped, nothing more is written, the outcome says cancelled.</summary>
-    public void Cancel() => Stop(ReaderLeft);
+    public void Cancel() => Stop(CancelCause);
 
     private void Stop(object cause)
     {
@@ -67,7 +67,7 @@ public abstract class AnswerRun
     internal CancellationToken Stopping => _stopping.Token;
 
     /// <summary>Whether <see cref="Cancel"/> stopped the run.</summary>
-    internal bool Cancelled => ReferenceEquals(Volatile.Read(ref _stopCause), ReaderLeft);
+    internal bool Cancelled => ReferenceEquals(Volatile.Read(ref _stopCause), CancelCause);
 
     /// <summary>What <see cref="Abort"/> stopped the run with; null when it was not aborted.</summary>
     internal Exception? AbortCause => Volatile.Read(ref _stopCause) as Exception;

@@ -98,7 +98,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
     }
 
     [Fact]
-    public async Task Leaving_a_queued_turn_removes_it_and_the_next_turn_still_runs()
+    public async Task Cancelling_a_queued_turn_removes_it_and_the_next_turn_still_runs()
     {
         var runs = CreateTestProbe();
         var router = Router(Probed(runs));
@@ -125,7 +125,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
     }
 
     [Fact]
-    public async Task Leaving_the_running_streamed_turn_cancels_its_run()
+    public async Task Cancelling_the_running_streamed_turn_stops_its_run()
     {
         var runs = CreateTestProbe();
         var router = Router(Probed(runs));
@@ -156,7 +156,7 @@ public sealed class SessionActorSpec(ITestOutputHelper output) : SessionSpecBase
     }
 
     [Fact]
-    public async Task Leaving_the_running_completion_turn_cancels_its_run()
+    public async Task Cancelling_the_running_completion_turn_stops_its_run()
     {
         var runs = CreateTestProbe();
         var router = Router(Probed(runs));

@@ -29,7 +29,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
     private static RunStarted RunOf(IEnumerable<RunStarted> runs, StartTurn turn) =>
         Assert.Single(runs, run => run.Turn.Input.Message == turn.Input.Message);
 
-    private static CancelTurn Leave(StartTurn turn) => new(turn.SessionKey, turn.TurnId, Stateless: true);
+    private static CancelTurn Cancel(StartTurn turn) => new(turn.SessionKey, turn.TurnId, Stateless: true);
 
     private async Task<RunSlots> RunSlotsAsync(IActorRef runSlots)
     {
@@ -103,7 +103,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
     // ---- leaving and crashing -----------------------------------------------------------------------
 
     [Fact]
-    public async Task Leaving_a_running_stateless_turn_cancels_only_its_run_and_the_other_turn_in_the_shared_session_completes()
+    public async Task Cancelling_a_running_stateless_turn_stops_only_its_run_and_the_other_turn_in_the_shared_session_completes()
     {
         var runs = CreateTestProbe();
         var router = SharedStatelessRouter(Probed(runs));
@@ -120,7 +120,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         await leftRun.Agent.SendNextAsync(new TextDelta("Once upon"));
         Assert.Equal(Event(left, new ContentPart("Once upon")), await ReadOneAsync(answer));
 
-        router.Tell(Leave(left));
+        router.Tell(Cancel(left));
 
         await leftRun.Agent.ExpectCancellationAsync();      // its agent is stopped
         Assert.Empty(await ReadAllAsync(answer));    // and its reader side completes
@@ -266,7 +266,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
     }
 
     [Fact]
-    public async Task Leaving_a_stateless_turn_that_waits_for_a_run_slot_withdraws_it_and_leaks_no_slot()
+    public async Task Cancelling_a_stateless_turn_that_waits_for_a_run_slot_withdraws_it_and_leaks_no_slot()
     {
         var runs = CreateTestProbe();
         var router = SharedStatelessRouter(Probed(runs), settings: Settings() with { MaxConcurrentRuns = 1 });
@@ -279,7 +279,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         router.Tell(waiting, client2.Ref);
         await AwaitAssertAsync(async () => Assert.Equal(new RunSlots(1, 1), await RunSlotsAsync(runSlots)));
 
-        router.Tell(Leave(waiting));
+        router.Tell(Cancel(waiting));
 
         await AwaitAssertAsync(async () => Assert.Equal(new RunSlots(1, 0), await RunSlotsAsync(runSlots)));
         router.Tell(StatelessTurn("third"), client3.Ref);
@@ -310,7 +310,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         Assert.True(SessionKeyExtractor.IsStatelessEntity(id));
         Assert.NotEqual(turn.SessionKey, id);
         Assert.Equal(id, extractor.EntityId(again));
-        Assert.Equal(id, extractor.EntityId(Leave(turn)));
+        Assert.Equal(id, extractor.EntityId(Cancel(turn)));
         Assert.Equal(id, new SessionKeyExtractor(statelessSessions: 4).EntityId(turn)); // another extractor agrees
         Assert.Same(turn, extractor.EntityMessage(turn));
     }
@@ -333,7 +333,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         var turn = StatelessTurn("hi");
 
         Assert.Equal(turn.SessionKey, SessionKeyExtractor.Instance.EntityId(turn));
-        Assert.Equal(turn.SessionKey, SessionKeyExtractor.Instance.EntityId(Leave(turn)));
+        Assert.Equal(turn.SessionKey, SessionKeyExtractor.Instance.EntityId(Cancel(turn)));
         Assert.Equal(turn.SessionKey, new SessionKeyExtractor(statelessSessions: 0).EntityId(turn));
         Assert.Throws<ArgumentOutOfRangeException>(() => new SessionKeyExtractor(statelessSessions: -1));
     }
@@ -386,7 +386,7 @@ public sealed class StatelessSessionSpec(ITestOutputHelper output) : SessionSpec
         router.Tell(StatelessTurn("second"), secondClient.Ref);
         var second = await runs.ExpectMsgAsync<RunStarted>();
         // The first client's leave comes late (its turn has ended): the second turn, on the same run actor, goes on.
-        router.Tell(Leave(first));
+        router.Tell(Cancel(first));
         await FinishAsync(second, "two");
         Assert.Equal("two", ReplyText(await secondClient.ExpectMsgAsync<TurnCompleted>()));
 
