@@ -35,7 +35,7 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
         public void Start(AnswerRun run) => signal(run);
 
         /// <summary>The run was stopped (<see cref="AnswerRun.Stopping"/>): end it now, cancelled or aborted.</summary>
-        public void Interrupt(AnswerRun run) { DebugLog.Write("source interrupt sent"); signal(new Interrupted(run)); }
+        public void Interrupt(AnswerRun run) => signal(new Interrupted(run));
 
         public void Shutdown() => signal(ShutdownSignal.Instance);
     }
@@ -87,7 +87,6 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
                     OnStart(run);
                     break;
                 case Interrupted interrupted:
-                    DebugLog.Write($"source interrupted current={ReferenceEquals(interrupted.Run, _run)}");
                     End(interrupted.Run, StoppedEvent(interrupted.Run));
                     break;
                 case ShutdownSignal:
@@ -252,10 +251,4 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
             }
         }
     }
-}
-
-public static class DebugLog
-{
-    public static System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
-    public static void Write(string line) => Lines.Enqueue($"{DateTime.UtcNow:ss.ffffff} t={Environment.CurrentManagedThreadId} {line}");
 }

@@ -107,7 +107,6 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
                     OnInterrupted(interrupted.Run);
                     break;
                 case Waited waited:
-                    DebugLog.Write("sink waited");
                     OnWaited(waited.Run, waited.ReaderThere);
                     break;
             }
@@ -135,11 +134,9 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             }
             if (_flushing)
             {
-                DebugLog.Write($"sink held {part}");
                 _held = part;
                 return;
             }
-            DebugLog.Write($"sink deliver {part}");
             Deliver(run, part);
         }
 
@@ -208,7 +205,6 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
 
         private void OnBurstEnd(AnswerRun run)
         {
-            DebugLog.Write($"sink burst end unflushed={_unflushed} flushing={_flushing}");
             if (!ReferenceEquals(run, _run) || _dropping) return;
             _burstEndAsked = false;
             if (_flushing || _delivering is not null)
@@ -224,7 +220,6 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
         {
             _unflushed = 0;
             var flush = run.FlushAsync();
-            DebugLog.Write($"sink flush completed={flush.IsCompleted}");
             if (flush.IsCompleted)
             {
                 if (!ReaderThere(flush)) CancelForGoneReader(run);
@@ -306,7 +301,6 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             {
                 readerThere = false;
             }
-            DebugLog.Write("sink waited sent");
             _signal(new Waited(run, readerThere));
         }
 
