@@ -1,17 +1,19 @@
-using System.Net.ServerSentEvents;
+using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
-using Akka.Streams;
-using Akka.Streams.Dsl;
 using Gateway.Agents;
+using Gateway.Api.Http;
 using Gateway.Streams;
+using Gateway.Streams.Lanes;
 using Gateway.Streams.Wire;
-using Xunit.Abstractions;
 
 namespace Gateway.UnitTests.Streams;
 
-/// <summary>Spec §7 and §8: what each part reads as on the wire, and the folded, non-streamed answer.</summary>
-public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
+/// <summary>
+/// Spec §7 and §8: what each part reads as on the wire, how the HTTP side's writer sends them, and the folded,
+/// non-streamed answer. Nothing here needs an actor system.
+/// </summary>
+public sealed class ChatAnswerEndsSpec
 {
     private static readonly ChatAnswerHeader Header = new("chatcmpl_0f8e", 1767225600, "openclaw/main");
 
@@ -91,21 +93,57 @@ public sealed class ChatAnswerEndsSpec(ITestOutputHelper output) : Akka.TestKit.
         Assert.Equal("[DONE]", ChatAnswerEnds.FormatEvent(Header, DonePart.Instance));
     }
 
+    // ---- SseAnswerWriter: the HTTP side's writer of a streamed answer ---------------------------
+
     [Fact]
-    public async Task Server_sent_events_are_plain_data_events_one_per_part()
+    public async Task Server_sent_events_are_plain_data_events_one_per_part_sent_only_when_flushed()
     {
         ChatStreamPart[] parts = [RolePart.Instance, new ContentPart("Grüße <b>&"), new FinishPart(FinishReasons.Stop), DonePart.Instance];
+        var response = new Pipe();
+        IAnswerWriter writer = new SseAnswerWriter(response.Writer, Header);
 
-        // Framed the way the gateway's SSE writer frames them: .NET's formatter, no "event:" line.
+        foreach (var part in parts) Assert.True(writer.TryWrite(part));
+        // Written, not sent: a burst leaves in one flush.
+        Assert.False(response.Reader.TryRead(out _));
+        Assert.True(await writer.FlushAsync());
+        await response.Writer.CompleteAsync();
+
         using var wire = new MemoryStream();
-        await SseFormatter.WriteAsync(parts.Select(part => new SseItem<ChatStreamPart>(part)).ToAsyncEnumerable(), wire,
-            (item, output) => ChatAnswerEnds.WriteEvent(output, Header, item.Data));
-
+        await response.Reader.CopyToAsync(wire);
         var text = Encoding.UTF8.GetString(wire.ToArray());
+        // .NET's formatter, no "event:" line.
         Assert.Equal(string.Concat(parts.Select(part => $"data: {ChatAnswerEnds.FormatEvent(Header, part)}\n\n")), text);
         Assert.EndsWith("data: [DONE]\n\n", text);
         // Non-ASCII and HTML-special text goes out as it is, as OpenAI sends it (no \uXXXX escapes).
         Assert.Contains("\"content\":\"Grüße <b>&\"", text);
+    }
+
+    [Fact]
+    public async Task The_sse_writers_flush_waits_for_the_reader_and_says_whether_it_is_still_there()
+    {
+        // A response that holds nothing its reader has not taken.
+        var response = new Pipe(new PipeOptions(pauseWriterThreshold: 1, resumeWriterThreshold: 1));
+        IAnswerWriter writer = new SseAnswerWriter(response.Writer, Header);
+
+        Assert.True(writer.TryWrite(RolePart.Instance));
+        var flush = writer.FlushAsync();
+        Assert.False(flush.IsCompleted);
+        // The reader takes it: the flush is over, and the reader is there.
+        var read = await response.Reader.ReadAsync();
+        response.Reader.AdvanceTo(read.Buffer.End);
+        Assert.True(await flush);
+
+        // A flush cut short (the run was stopped while it waited) does not count as taken.
+        Assert.True(writer.TryWrite(new ContentPart("a")));
+        flush = writer.FlushAsync();
+        Assert.False(flush.IsCompleted);
+        writer.CancelPendingFlush();
+        Assert.False(await flush);
+
+        // The reader gone (the connection closed): every flush says so.
+        await response.Reader.CompleteAsync();
+        writer.TryWrite(new ContentPart("b"));
+        Assert.False(await writer.FlushAsync());
     }
 
     // ---- Completion: the folded answer ----------------------------------------------------------

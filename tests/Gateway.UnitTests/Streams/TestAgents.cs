@@ -2,6 +2,11 @@ using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.IO.Pipelines;
 using System.Threading.Channels;
+using Akka.Actor;
+using Akka.Streams;
+using Akka.Streams.Implementation;
+using Akka.Streams.TestKit;
+using Akka.TestKit;
 using Gateway.Actors.Sessions;
 using Gateway.Agents;
 using Gateway.Api.Http;
@@ -20,9 +25,16 @@ internal sealed class ScriptedAgent
     /// <summary>Makes a <see cref="ScriptedAgent"/> throw when it reaches this point of its script.</summary>
     public sealed record Throw(Exception Exception) : AgentEvent;
 
+    /// <summary>
+    /// Makes a <see cref="ScriptedAgent"/> busy in a step that ignores its cancellation token (a model call that cannot
+    /// be cancelled) when it reaches this point of its script: the step ends only when <paramref name="Until"/> completes.
+    /// </summary>
+    public sealed record Stall(Task Until) : AgentEvent;
+
     private readonly Channel<AgentEvent> _script = Channel.CreateUnbounded<AgentEvent>();
     private readonly TaskCompletionSource _tokenCancelled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _produced;
 
     public IAsyncEnumerable<AgentEvent> Events => Run();
@@ -35,6 +47,9 @@ internal sealed class ScriptedAgent
 
     /// <summary>Completes when the agent's enumerator has finished: ran out, threw, was cancelled, or was disposed.</summary>
     public Task Stopped => _stopped.Task;
+
+    /// <summary>Completes when the agent has begun a <see cref="Stall"/> step.</summary>
+    public Task Stalled => _stalled.Task;
 
     public void Say(params AgentEvent[] events)
     {
@@ -54,6 +69,13 @@ internal sealed class ScriptedAgent
                 while (_script.Reader.TryRead(out var agentEvent))
                 {
                     if (agentEvent is Throw toThrow) throw toThrow.Exception;
+                    if (agentEvent is Stall stall)
+                    {
+                        _stalled.TrySetResult();
+                        // Deaf to the token on purpose.
+                        await stall.Until;
+                        continue;
+                    }
                     Interlocked.Increment(ref _produced);
                     yield return agentEvent;
                 }
@@ -115,6 +137,14 @@ internal sealed class AnswerReader
     /// <summary>How many times the response was flushed (each a send on a real connection).</summary>
     public int Flushes => _response.Flushes;
 
+    /// <summary>
+    /// True while a flush of the response waits for this reader to take what was sent (the pipe is full): the run's lane
+    /// is held up by its reader, as a lane is by a client who does not read. Seen from the response, so it turns true
+    /// inside the lane's flush call: the lane may still be finishing that step (it cannot get past the flush until the
+    /// reader reads, but a reader who starts reading at once lets it go on before it handles signals sent meanwhile).
+    /// </summary>
+    public bool WaitsForReader => _response.FlushWaiting;
+
     /// <summary>The reader of this run, made (and the response handed over) on first use.</summary>
     public static AnswerReader Of(StreamingRun run) => Readers.GetValue(run, static made => new AnswerReader(((StreamingRun)made).WriteToAsync, ((StreamingRun)made).Header, null));
 
@@ -166,17 +196,35 @@ internal sealed class AnswerReader
 
     private static TimeSpan Remaining(DateTime deadline) => deadline - DateTime.UtcNow is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
 
-    /// <summary>The pipe's writer, counting flushes.</summary>
+    /// <summary>The pipe's writer, counting flushes and telling whether one waits for the reader.</summary>
     private sealed class CountingWriter(PipeWriter inner) : PipeWriter
     {
         private int _flushes;
+        private int _flushWaiting;
 
         public int Flushes => Volatile.Read(ref _flushes);
+
+        public bool FlushWaiting => Volatile.Read(ref _flushWaiting) == 1;
 
         public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
         {
             Interlocked.Increment(ref _flushes);
-            return inner.FlushAsync(cancellationToken);
+            var flush = inner.FlushAsync(cancellationToken);
+            if (flush.IsCompleted) return flush;
+            Volatile.Write(ref _flushWaiting, 1);
+            return AwaitFlushAsync(flush);
+        }
+
+        private async ValueTask<FlushResult> AwaitFlushAsync(ValueTask<FlushResult> flush)
+        {
+            try
+            {
+                return await flush.ConfigureAwait(false);
+            }
+            finally
+            {
+                Volatile.Write(ref _flushWaiting, 0);
+            }
         }
 
         public override void Advance(int bytes) => inner.Advance(bytes);
@@ -223,4 +271,100 @@ internal static class AnswerReading
     public static Task<List<string>> ReadAllDataAsync(this AnswerStream answer, TimeSpan within) => AnswerReader.Of(answer).ReadAllAsync(within);
 
     public static Task<string> ReadOneDataAsync(this AnswerStream answer, TimeSpan within) => AnswerReader.Of(answer).ReadOneAsync(within);
+}
+
+/// <summary>
+/// An answer writer that records what the lane does with it, in order: each part it writes, and <see cref="Flush"/> for
+/// each flush. Its writes answer <see cref="TakesWrites"/>; its flushes answer <see cref="ReaderThere"/> at once, or, with
+/// <see cref="FlushesWait"/>, wait until <see cref="CancelPendingFlush"/>.
+/// </summary>
+internal sealed class RecordingWriter : IAnswerWriter
+{
+    /// <summary>Stands for a flush in <see cref="Log"/>.</summary>
+    public const string Flush = "flush";
+
+    private readonly List<object> _log = [];
+    private TaskCompletionSource<bool>? _waitingFlush;
+
+    /// <summary>What writes answer: false, the reader has gone.</summary>
+    public bool TakesWrites { get; init; } = true;
+
+    /// <summary>What flushes answer: false, the reader has gone.</summary>
+    public bool ReaderThere { get; init; } = true;
+
+    /// <summary>Whether a flush waits (a reader who takes nothing) until <see cref="CancelPendingFlush"/>.</summary>
+    public bool FlushesWait { get; init; }
+
+    public IReadOnlyList<object> Log
+    {
+        get
+        {
+            lock (_log) return [.. _log];
+        }
+    }
+
+    public bool TryWrite(ChatStreamPart part)
+    {
+        lock (_log) _log.Add(part);
+        return TakesWrites;
+    }
+
+    public ValueTask<bool> FlushAsync()
+    {
+        lock (_log)
+        {
+            _log.Add(Flush);
+            if (!FlushesWait) return new(ReaderThere);
+            _waitingFlush = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            return new(_waitingFlush.Task);
+        }
+    }
+
+    /// <summary>True while a flush waits.</summary>
+    public bool FlushWaiting
+    {
+        get
+        {
+            lock (_log) return _waitingFlush is { Task.IsCompleted: false };
+        }
+    }
+
+    /// <summary>Ends a waiting flush with false, as the HTTP side's writer does (its pipe's flush comes back cancelled).</summary>
+    public void CancelPendingFlush()
+    {
+        lock (_log) _waitingFlush?.TrySetResult(false);
+    }
+}
+
+/// <summary>Whether stream stages are left running: what a lane spec checks once it is over.</summary>
+internal static class StageAssertions
+{
+    /// <summary>
+    /// Runs <paramref name="block"/>, then waits until no graph runs under <paramref name="materializer"/> any more, and ends
+    /// with Akka.Streams.TestKit's own <c>AssertAllStagesStoppedAsync</c>. That one alone proves nothing here: in 1.5.73 it
+    /// stops every stream actor of the materializer (<c>StopChildren</c>) before it looks for one, so a stage left running
+    /// passes it. This looks first, and stops nothing: every stage must have stopped on its own.
+    /// </summary>
+    public static Task AssertNoStageLeftRunningAsync(this TestKitBase kit, Func<Task> block, IMaterializer materializer) =>
+        kit.AssertAllStagesStoppedAsync(async () =>
+        {
+            await block();
+            await kit.AwaitRunningGraphsAsync(materializer, 0);
+        }, materializer);
+
+    /// <summary>
+    /// Waits until exactly <paramref name="expected"/> graphs run under <paramref name="materializer"/>: the stream actors
+    /// its supervisor has, one per materialized graph (its stages are fused into one interpreter actor).
+    /// </summary>
+    public static async Task AwaitRunningGraphsAsync(this TestKitBase kit, IMaterializer materializer, int expected)
+    {
+        var supervisor = Assert.IsType<ActorMaterializerImpl>(materializer).Supervisor;
+        var probe = kit.CreateTestProbe();
+        await kit.AwaitAssertAsync(async () =>
+        {
+            supervisor.Tell(StreamSupervisor.GetChildren.Instance, probe.Ref);
+            var running = (await probe.ExpectMsgAsync<StreamSupervisor.Children>()).Refs;
+            Assert.True(running.Count == expected, $"expected {expected} running graphs, found {running.Count}: {string.Join(", ", running)}");
+        });
+    }
 }
