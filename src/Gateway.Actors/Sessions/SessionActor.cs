@@ -12,7 +12,7 @@ namespace Gateway.Actors.Sessions;
 /// passivate it: at once when stateless; otherwise it tells its parent it is idle, and the parent
 /// passivates it after <see cref="SessionSettings.PassivateAfter"/> without a new turn.
 /// </summary>
-public sealed class SessionActor : UntypedActor
+public sealed class SessionActor : UntypedActor, IRunContextSource
 {
     // Learned from the first turn: every session shares one Props, so a session costs no Props of its own.
     private string _sessionKey = "";
@@ -34,7 +34,7 @@ public sealed class SessionActor : UntypedActor
         _settings = settings;
         _metrics = metrics;
         // A run actor per turn, stopped after it: an idle session keeps no run actor.
-        _runner = new TurnRunner(Context, runtimes, runProps, runSlots, Prepare, maxIdleRuns: 0);
+        _runner = new TurnRunner(Context, runtimes, runProps, runSlots, this, maxIdleRuns: 0);
     }
 
     /// <summary>
@@ -151,7 +151,7 @@ public sealed class SessionActor : UntypedActor
         else Context.Parent.Tell(SessionIdle.Instance);
     }
 
-    private RunContext Prepare(StartTurn turn) => new(_history.ToArray(), InstructionsFor(turn.Agent), ReadInstructions: false);
+    RunContext IRunContextSource.ContextFor(StartTurn turn) => new(_history.ToArray(), InstructionsFor(turn.Agent), ReadInstructions: false);
 
     private string? InstructionsFor(AgentDefinition agent)
     {

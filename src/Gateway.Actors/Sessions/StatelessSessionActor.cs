@@ -20,7 +20,7 @@ public sealed class StatelessSessionActor : UntypedActor
     private readonly TurnRunner _runner;
 
     public StatelessSessionActor(IAgentRuntimeResolver runtimes, Props runProps, IActorRef? runSlots = null, int maxIdleRuns = 32) =>
-        _runner = new TurnRunner(Context, runtimes, runProps, runSlots, static _ => RunContext.Stateless, maxIdleRuns);
+        _runner = new TurnRunner(Context, runtimes, runProps, runSlots, RunContext.StatelessSource, maxIdleRuns);
 
     /// <param name="runSlots">A <see cref="RunSlotsActor"/> to ask before each run; null: runs are not capped.</param>
     /// <param name="runMailbox">The mailbox (config path) of its runs; null: Akka's default. The session

@@ -20,7 +20,7 @@ internal sealed class TurnRunner
     private readonly IAgentRuntimeResolver _runtimes;
     private readonly Props _runProps;
     private readonly IActorRef? _runSlots;
-    private readonly Func<StartTurn, RunContext> _prepare;
+    private readonly IRunContextSource _contexts;
     private readonly int _maxIdleRuns;
     // The turns in progress. Most runners hold one at a time (every session with memory): that one is kept
     // in a field, more in a dictionary made when needed (a live session costs every byte here).
@@ -30,16 +30,16 @@ internal sealed class TurnRunner
     private Stack<IActorRef>? _idleRuns;
     private long _runCounter;
 
-    /// <param name="prepare">What the turn's run needs from its session (history, instructions); it may throw, which fails that turn.</param>
+    /// <param name="contexts">What a turn's run needs from its session (history, instructions); it may throw, which fails that turn.</param>
     /// <param name="maxIdleRuns">Run actors kept for the next turns; 0: a run actor per turn, stopped after it.</param>
     public TurnRunner(IActorContext context, IAgentRuntimeResolver runtimes, Props runProps, IActorRef? runSlots,
-        Func<StartTurn, RunContext> prepare, int maxIdleRuns)
+        IRunContextSource contexts, int maxIdleRuns)
     {
         _context = context;
         _runtimes = runtimes;
         _runProps = runProps;
         _runSlots = runSlots;
-        _prepare = prepare;
+        _contexts = contexts;
         _maxIdleRuns = maxIdleRuns;
     }
 
@@ -125,7 +125,7 @@ internal sealed class TurnRunner
         try
         {
             runtime = _runtimes.Resolve(turn.Agent);
-            context = _prepare(turn);
+            context = _contexts.ContextFor(turn);
         }
         catch (Exception ex)
         {
@@ -202,12 +202,29 @@ internal sealed class TurnRunner
     }
 }
 
+/// <summary>
+/// Where a <see cref="TurnRunner"/> gets what a turn's run needs: its session (an interface the session
+/// implements, rather than a delegate, which would cost every live session one more object).
+/// </summary>
+internal interface IRunContextSource
+{
+    RunContext ContextFor(StartTurn turn);
+}
+
 /// <summary>What a turn's run needs from its session.</summary>
 /// <param name="ReadInstructions">The run reads the agent's workspace instructions itself (<paramref name="Instructions"/> is then unused).</param>
 internal sealed record RunContext(IReadOnlyList<ConversationEntry> History, string? Instructions, bool ReadInstructions)
 {
     /// <summary>A stateless turn: no history, and the run reads the instructions (file reads stay off the shared session).</summary>
     public static RunContext Stateless { get; } = new([], null, ReadInstructions: true);
+
+    /// <summary>The source of every stateless turn's context.</summary>
+    public static IRunContextSource StatelessSource { get; } = new StatelessContexts();
+
+    private sealed class StatelessContexts : IRunContextSource
+    {
+        public RunContext ContextFor(StartTurn turn) => Stateless;
+    }
 }
 
 /// <summary>A turn of a <see cref="TurnRunner"/> ended: with its run's outcome, or with none (it failed to start, crashed, or was withdrawn).</summary>
