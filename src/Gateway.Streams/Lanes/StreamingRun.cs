@@ -45,6 +45,8 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource, IValueTaskSource
             throw new InvalidOperationException("The answer's writer was handed over already.");
         // A full fence, as in DeliverAsync: whichever of the two comes second writes the part that waits.
         if (Interlocked.Exchange(ref _attachState, WriterAttached) == PartWaiting) WriteWaitingPart(writer);
+        // Handed over after the run was done with writers (it was cancelled first): the run keeps no way to it.
+        if (Volatile.Read(ref _releasedSet) == 1) Volatile.Write(ref _writer, null);
         return new ValueTask(this, _released.Version);
     }
 
