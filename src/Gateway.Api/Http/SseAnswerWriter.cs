@@ -42,13 +42,8 @@ internal sealed class SseAnswerWriter(PipeWriter body, ChatAnswerHeader header)
         }
     }
 
-    ValueTask<bool> IAnswerWriter.FlushAsync()
-    {
-        var flush = body.FlushAsync();
-        return flush.IsCompletedSuccessfully ? new(IsReaderThere(flush.Result)) : AwaitFlushAsync(flush);
-    }
-
-    private static async ValueTask<bool> AwaitFlushAsync(ValueTask<FlushResult> flush) => IsReaderThere(await flush.ConfigureAwait(false));
+    // A flush that is over at once completes this without suspending (and without allocating).
+    async ValueTask<bool> IAnswerWriter.FlushAsync() => IsReaderThere(await body.FlushAsync().ConfigureAwait(false));
 
     // Completed: the response is over (the connection is gone); cancelled: the run was stopped while the flush waited.
     private static bool IsReaderThere(FlushResult result) => !result.IsCompleted && !result.IsCanceled;

@@ -201,8 +201,10 @@ internal sealed class AgentLaneSource : GraphStageWithMaterializedValue<SourceSh
                 return;
             }
             _moving = false;
-            // A step that failed because the run was stopped ends the run as the stop says (the lane's signal may come after it).
-            if (failure is not null) End(run, run.Stopping.IsCancellationRequested ? StoppedEvent(run) : new AgentFault(failure));
+            // A run that was stopped ends as the stop says, whatever its step came back with (a failure, or an agent
+            // that ends quietly when its token fires): the step can finish before the lane's signal arrives.
+            if (run.Stopping.IsCancellationRequested) End(run, StoppedEvent(run));
+            else if (failure is not null) End(run, new AgentFault(failure));
             else if (!hasEvent) End(run, new RunEnded());
             else if (events.Current is RunEnded or RunFailed) End(run, events.Current);
             else Push(_out, events.Current);

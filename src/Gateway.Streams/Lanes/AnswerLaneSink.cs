@@ -127,6 +127,12 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
                 Pull(_in);
                 return;
             }
+            // A cancel is seen here before its signal arrives: nothing after it reaches the reader.
+            if (!_dropping && run.Cancelled)
+            {
+                _dropping = true;
+                run.Close(null);
+            }
             if (_dropping || part is RunCancelledPart)
             {
                 Drop(run, part);
@@ -164,14 +170,8 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
 
         private void Deliver(AnswerRun run, ChatStreamPart part)
         {
-            var delivery = run.DeliverAsync(part);
-            if (delivery.IsCompleted)
-            {
-                Delivered(run, part, ReaderThere(delivery));
-                return;
-            }
             _delivering = part;
-            _ = AwaitAsync(delivery, run);
+            _ = WaitAsync(run.DeliverAsync(part), run);
         }
 
         private void Delivered(AnswerRun run, ChatStreamPart part, bool readerThere)
@@ -219,17 +219,12 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
         private void Flush(AnswerRun run)
         {
             _unflushed = 0;
-            var flush = run.FlushAsync();
-            if (flush.IsCompleted)
-            {
-                if (!ReaderThere(flush)) CancelForGoneReader(run);
-                return;
-            }
             _flushing = true;
-            _ = AwaitAsync(flush, run);
+            _ = WaitAsync(run.FlushAsync(), run);
         }
 
-        private void OnWaited(AnswerRun run, bool readerThere)
+        /// <param name="atOnce">The delivery or flush was over at once, handled within the call that started it.</param>
+        private void OnWaited(AnswerRun run, bool readerThere, bool atOnce = false)
         {
             if (!ReferenceEquals(run, _run)) return;
             if (_delivering is { } part)
@@ -248,7 +243,8 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
                     else Deliver(run, held);
                 }
             }
-            if (_burstEndAsked && ReferenceEquals(run, _run) && !_flushing && _delivering is null) _signal(run);
+            // A burst end that came while this waited is asked again (one that is still queued needs no second).
+            if (!atOnce && _burstEndAsked && ReferenceEquals(run, _run) && !_flushing && _delivering is null) _signal(run);
         }
 
         private void OnInterrupted(AnswerRun run)
@@ -290,8 +286,15 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             Pull(_in);
         }
 
-        private async Task AwaitAsync(ValueTask<bool> wait, AnswerRun run)
+        /// <summary>
+        /// Waits for a delivery or a flush. One over at once (nearly every one: the part is folded or appended, the
+        /// flush finds room) is handled here, on the stage's thread: the await does not suspend, and an async method
+        /// that completes without suspending allocates nothing. One that waits (a slow reader, a writer not handed
+        /// over yet) re-enters the stage through its async callback when it is over.
+        /// </summary>
+        private async Task WaitAsync(ValueTask<bool> wait, AnswerRun run)
         {
+            var atOnce = wait.IsCompleted;
             bool readerThere;
             try
             {
@@ -301,18 +304,20 @@ internal sealed class AnswerLaneSink(int burstLimit) : GraphStageWithMaterialize
             {
                 readerThere = false;
             }
-            _signal(new Waited(run, readerThere));
-        }
-
-        private static bool ReaderThere(ValueTask<bool> done)
-        {
+            if (!atOnce)
+            {
+                _signal(new Waited(run, readerThere));
+                return;
+            }
             try
             {
-                return done.Result;
+                OnWaited(run, readerThere, atOnce: true);
             }
-            catch (Exception)
+            catch (Exception ex)
             {
-                return false;
+                // Inside this method a throw would only fault a discarded task; fail the stage, as the
+                // interpreter does when a handler throws.
+                FailStage(ex);
             }
         }
     }

@@ -100,34 +100,16 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource, IValueTaskSource
         // (its lane stopping) leaves the writer to be handed back when the flush is over.
         Interlocked.Exchange(ref _flushing, 1);
         if (Ended) return new(FlushOver(readerThere: true));
-        ValueTask<bool> flush;
-        try
-        {
-            flush = writer.FlushAsync();
-        }
-        catch (Exception)
-        {
-            return new(FlushOver(readerThere: false));
-        }
-        if (!flush.IsCompleted) return AwaitFlushAsync(flush);
-        bool readerThere;
-        try
-        {
-            readerThere = flush.Result;
-        }
-        catch (Exception)
-        {
-            readerThere = false;
-        }
-        return new(FlushOver(readerThere));
+        return FlushThenHandBackAsync(writer);
     }
 
-    private async ValueTask<bool> AwaitFlushAsync(ValueTask<bool> flush)
+    /// <summary>A flush that is over at once completes this without suspending, on the lane's thread.</summary>
+    private async ValueTask<bool> FlushThenHandBackAsync(IAnswerWriter writer)
     {
         bool readerThere;
         try
         {
-            readerThere = await flush.ConfigureAwait(false);
+            readerThere = await writer.FlushAsync().ConfigureAwait(false);
         }
         catch (Exception)
         {

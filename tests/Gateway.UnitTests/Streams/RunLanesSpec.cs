@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Akka.Streams;
 using Akka.Streams.Implementation;
 using Gateway.Agents;
@@ -403,6 +404,34 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
         Assert.True((await run.Outcome.WaitAsync(RemainingOrDefault)).Cancelled);
         await AwaitLanesAsync(lanes, live: 0, idle: 0);
     });
+
+    /// <summary>An agent that says one piece, then waits, and ends quietly (no throw) when its token fires.</summary>
+    private static async IAsyncEnumerable<AgentEvent> EndsQuietlyWhenCancelled([EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        yield return new TextDelta("a");
+        // Completed by the token's own callback, and continued on it: the step is over before the token's
+        // earlier callbacks (the lane's) have run.
+        var stopped = new TaskCompletionSource();
+        using (cancellation.Register(() => stopped.TrySetResult()))
+            await stopped.Task.ConfigureAwait(false);
+    }
+
+    [Fact]
+    public Task A_cancelled_run_whose_agent_ends_quietly_on_its_token_sends_nothing_more_not_even_a_finish() =>
+        NothingLeftRunningAfterAsync(async () =>
+        {
+            var lanes = NewLanes();
+            var run = Stream(lanes, EndsQuietlyWhenCancelled());
+            Assert.Equal(RoleEvent, await run.ReadOneDataAsync(RemainingOrDefault));
+            Assert.Equal(Event(new ContentPart("a")), await run.ReadOneDataAsync(RemainingOrDefault));
+
+            // The agent's step ends as the token fires, which can be before the lane hears of the cancel.
+            run.Cancel();
+
+            Assert.Empty(await run.ReadAllDataAsync(RemainingOrDefault));
+            Assert.True((await run.Outcome.WaitAsync(RemainingOrDefault)).Cancelled);
+            await AwaitLanesAsync(lanes, live: 0, idle: 0);
+        });
 
     [Fact]
     public Task A_run_cancelled_before_its_writer_is_handed_over_frees_its_lane_and_the_hand_over_completes_at_once() =>
