@@ -27,7 +27,7 @@ public static class GatewayActorsSetup
     /// <param name="settings">Builds the session limits from the actor system's config and the app's options.</param>
     public static AkkaConfigurationBuilder WithGatewayActors(
         this AkkaConfigurationBuilder builder, Func<Config, IServiceProvider, SessionSettings> settings) =>
-        builder.AddHocon(LeanMailbox.Hocon, HoconAddMode.Append).WithActors((system, registry, resolver) =>
+        builder.AddHocon(LeanMailbox.Hocon, HoconAddMode.Append).AddHocon(SessionJournalSerializer.Hocon, HoconAddMode.Append).WithActors((system, registry, resolver) =>
         {
             var services = resolver.GetService<IServiceProvider>();
             var router = StartSessionRouter(system, settings(system.Settings.Config, services),
@@ -82,6 +82,14 @@ public static class GatewayActorsSetup
                 "gateway.sessions.max-remembered-reply-chars"),
             IdleStatelessRuns = NotNegative(section.GetInt("idle-stateless-runs", defaults.IdleStatelessRuns), "gateway.sessions.idle-stateless-runs"),
         };
+    }
+
+    /// <summary>How durable sessions keep their journal, from <c>gateway.sessions</c> (the host decides whether sessions are durable).</summary>
+    public static SessionJournalSettings JournalFromHocon(Config config, TimeSpan? retention)
+    {
+        var defaults = new SessionJournalSettings();
+        var snapshotEvery = config.GetInt("gateway.sessions.snapshot-every", defaults.SnapshotEvery);
+        return new SessionJournalSettings(AtLeastOne(snapshotEvery, "gateway.sessions.snapshot-every"), retention);
     }
 
     private static int AtLeastOne(int value, string key) =>

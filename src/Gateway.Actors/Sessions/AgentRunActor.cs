@@ -32,6 +32,7 @@ public sealed class AgentRunActor : UntypedActor
     // dictionary and timer entries for every turn.
     private ICancelable? _timeout;
     private bool _cancelled;
+    private Listener? _listener;
 
     public AgentRunActor(SessionSettings settings, RunLanes lanes, GatewayMetrics metrics)
     {
@@ -107,17 +108,22 @@ public sealed class AgentRunActor : UntypedActor
         // The lane tells the client its answer and this actor the outcome straight from the lane's thread:
         // the answer does not depend on this actor staying alive, and no thread pool hop sits in between.
         // A streamed run's client has its answer at once, below: the listener need not keep it.
-        var listener = new Listener(Self, turn.Mode == AnswerMode.Stream ? ActorRefs.Nobody : start.ReplyTo);
+        var listener = new Listener(Self, turn.Mode == AnswerMode.Stream ? ActorRefs.Nobody : start.ReplyTo,
+            turn.Stateless ? null : Context.Parent, turn);
+        _listener = listener;
+        // A turn with memory ends its answer only once its session has remembered it.
+        var commit = turn.Stateless ? null : listener;
         if (turn.Mode == AnswerMode.Stream)
         {
             var run = _lanes.StartStreaming(source, turn.Header, turn.IncludeUsage, promptEstimate,
-                _metrics.AgentOutputCounter, listener, remembersReply: !turn.Stateless);
+                _metrics.AgentOutputCounter, listener, remembersReply: !turn.Stateless, commit);
             _run = run;
             start.ReplyTo.Tell(new TurnStreaming(new AnswerStream(run)));
         }
         else
         {
-            _run = _lanes.StartCompletion(source, turn.Header, promptEstimate, _metrics.AgentOutputCounter, listener, remembersReply: !turn.Stateless);
+            _run = _lanes.StartCompletion(source, turn.Header, promptEstimate, _metrics.AgentOutputCounter, listener,
+                remembersReply: !turn.Stateless, commit);
         }
         _timeout = Context.System.Scheduler.ScheduleTellOnceCancelable(_settings.RunTimeout, Self, new RunTimedOut(turn.TurnId),
             ActorRefs.NoSender);
@@ -133,6 +139,7 @@ public sealed class AgentRunActor : UntypedActor
         // Stopped before the graph ended (a crash, or the session stopping): end the graph in-band so a
         // reading client still gets an error event and [DONE]; the reader end is the client's to drop.
         _run?.Abort(new AgentRunException(ChatError.Internal));
+        _listener?.AbandonCommit();
     }
 
     private void OnOutcome(TurnOutcome outcome)
@@ -142,6 +149,7 @@ public sealed class AgentRunActor : UntypedActor
         _timeout = null;
         _current = null;
         _run = null;
+        _listener = null;
         _metrics.RunStopped();
         if (outcome.Error?.Cause is { } cause and not OperationCanceledException)
         {
@@ -154,8 +162,24 @@ public sealed class AgentRunActor : UntypedActor
         Context.Parent.Tell(new RunFinished(finished.TurnId, reported), ActorRefs.NoSender);
     }
 
-    private sealed class Listener(IActorRef run, IActorRef client) : IRunListener
+    private sealed class Listener(IActorRef run, IActorRef client, IActorRef? session, StartTurn turn) : IRunListener, IRunCommit
     {
+        private TaskCompletionSource<ChatError?>? _committing;
+
+        public ValueTask<ChatError?> CommitAsync(TurnOutcome outcome)
+        {
+            // A reply that only called client tools says nothing worth remembering; their results come next turn.
+            if (session is null || outcome.ReplyText.Length == 0) return new((ChatError?)null);
+            // Continuations run where the session completes this: they only signal the lane.
+            var done = new TaskCompletionSource<ChatError?>();
+            Volatile.Write(ref _committing, done);
+            session.Tell(new CommitTurn(turn.TurnId, turn.Input.Message, outcome.ReplyText, done), ActorRefs.NoSender);
+            return new(done.Task);
+        }
+
+        /// <summary>The run actor stops: a commit its session never answered must not hold the answer's end for ever.</summary>
+        public void AbandonCommit() => Volatile.Read(ref _committing)?.TrySetResult(SessionStoreErrors.SessionStopped);
+
         // No sender: called on the lane's thread, a Tell would name the lane's actor as the sender, and a
         // pooled run actor would keep it reachable as the sender of its last message.
         public void OnAnswer(ChatAnswer answer) =>

@@ -8,9 +8,13 @@ namespace Gateway.Actors.Sessions;
 /// One agent session: its conversation memory and its turns, run one at a time in arrival order
 /// (FIFO; a later turn waits, it is not rejected, up to a bounded queue). Each turn runs as a
 /// supervised child (<see cref="AgentRunActor"/>); a run that crashes is stopped and fails only its
-/// own client, and the session goes on with the next turn. An idle session asks its parent to
-/// passivate it: at once when stateless; otherwise it tells its parent it is idle, and the parent
-/// passivates it after <see cref="SessionSettings.PassivateAfter"/> without a new turn.
+/// own client, and the session goes on with the next turn. A turn that succeeded is remembered before
+/// its answer ends (<see cref="CommitTurn"/>): in memory, or, for a durable session
+/// (<see cref="SessionSettings.Journal"/>), once its journal child (<see cref="SessionJournalActor"/>)
+/// has written it; such a session recovers its history from that journal before its first turn runs.
+/// An idle session asks its parent to passivate it: at once when stateless; otherwise it tells its
+/// parent it is idle, and the parent passivates it after <see cref="SessionSettings.PassivateAfter"/>
+/// without a new turn.
 /// </summary>
 public sealed class SessionActor : UntypedActor, IRunContextSource
 {
@@ -27,6 +31,14 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
     // Made when a second turn has to wait: most sessions never queue (a live session costs every byte here).
     private LinkedList<(StartTurn Turn, IActorRef ReplyTo)>? _waiting;
     private bool _stateless = true;
+    // A durable session's journal child: null until a turn with memory needs it (and again after it failed).
+    private IActorRef? _journal;
+    private bool _historyRecovered;
+    // The turn being written to the journal: its answer ends when this completes.
+    private TaskCompletionSource<ChatError?>? _committing;
+    private int _recordedSinceSnapshot;
+    // Who asked to forget this session, answered in order once the journal has deleted its history.
+    private Queue<IActorRef>? _forgetting;
 
     public SessionActor(SessionSettings settings, IAgentRuntimeResolver runtimes,
         Props runProps, GatewayMetrics metrics, IActorRef? runSlots = null)
@@ -52,7 +64,10 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         return mailbox is null ? props : props.WithMailbox(mailbox);
     }
 
-    private bool IsIdle => _runner.InProgress == 0 && (_waiting is null || _waiting.Count == 0);
+    private bool IsIdle => _runner.InProgress == 0 && (_waiting is null || _waiting.Count == 0) && _committing is null
+        && _forgetting is not { Count: > 0 };
+
+    private bool Durable => _settings.Journal is not null;
 
     protected override SupervisorStrategy SupervisorStrategy() => TurnRunner.StopFailedRuns;
 
@@ -71,6 +86,24 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
             case ITurnRunnerMessage lifecycle:
                 if (_runner.Handle(lifecycle) is { } ended) OnTurnEnded(ended);
                 break;
+            case CommitTurn commit:
+                OnCommitTurn(commit);
+                break;
+            case TurnRecorded recorded:
+                OnTurnRecorded(recorded);
+                break;
+            case HistoryRecovered recovered:
+                OnHistoryRecovered(recovered);
+                break;
+            case Terminated terminated when terminated.ActorRef.Equals(_journal):
+                OnJournalStopped();
+                break;
+            case ForgetSession forget:
+                OnForget(forget);
+                break;
+            case HistoryForgotten forgotten:
+                OnForgotten(forgotten);
+                break;
             case StopSession:
                 if (IsIdle) Context.Stop(Self);
                 else Context.Parent.Tell(PassivationCancelled.Instance);
@@ -87,6 +120,8 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
     {
         _metrics.SessionStopped();
         // Anyone still waiting would otherwise wait until their ask times out.
+        _committing?.TrySetResult(SessionStoreErrors.SessionStopped);
+        while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
         _runner.FailAll();
         if (_waiting is null) return;
         foreach (var (_, replyTo) in _waiting) replyTo.Tell(TurnFailed.SessionStopped);
@@ -98,7 +133,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         if (_sessionKey.Length == 0) _sessionKey = turn.SessionKey;
         // One turn with memory makes the session keep its memory: it then passivates only when idle.
         _stateless &= turn.Stateless;
-        if (IsIdle)
+        if (IsIdle && HistoryReady(turn))
         {
             if (_runner.Begin(turn, Sender) is not null) StartNextOrIdle();
             return;
@@ -128,17 +163,112 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         StartNextOrIdle();
     }
 
-    private void OnTurnEnded(TurnEnd ended)
+    // The turn was remembered (or not) when it committed, before its answer ended.
+    private void OnTurnEnded(TurnEnd ended) => StartNextOrIdle();
+
+    /// <summary>
+    /// Whether the history is there for <paramref name="turn"/> to run with: a durable session's first turn with
+    /// memory starts its journal, and that turn (and those behind it) wait until the history is recovered.
+    /// </summary>
+    private bool HistoryReady(StartTurn turn)
     {
-        // A turn that only called client tools said nothing worth remembering; its results come next turn.
-        if (ended.Outcome is { Succeeded: true, ReplyText.Length: > 0 } outcome) Remember(ended.Turn.Input.Message, outcome.ReplyText);
+        if (!Durable || turn.Stateless || _historyRecovered) return true;
+        if (_journal is null)
+        {
+            _journal = Context.ActorOf(SessionJournalActor.Props(_sessionKey, _settings.MaxHistoryEntries, _settings.Journal!), "journal");
+            Context.Watch(_journal);
+        }
+        return false;
+    }
+
+    private void OnHistoryRecovered(HistoryRecovered recovered)
+    {
+        if (!Sender.Equals(_journal)) return;
+        _history.Clear();
+        _history.AddRange(recovered.History);
+        _recordedSinceSnapshot = recovered.EventsSinceSnapshot;
+        _historyRecovered = true;
+        StartNextOrIdle();
+    }
+
+    private void OnJournalStopped()
+    {
+        // Akka.Persistence stops a journal whose write or recovery failed. The turn being written fails; a turn
+        // waiting for the history fails too (the store is down); the next turn starts a fresh journal, whose
+        // recovery is the truth about what was kept.
+        _journal = null;
+        _committing?.TrySetResult(SessionStoreErrors.Unavailable);
+        _committing = null;
+        while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
+        if (!_historyRecovered && _runner.InProgress == 0 && _waiting is not null)
+        {
+            foreach (var (_, replyTo) in _waiting) replyTo.Tell(new TurnFailed(SessionStoreErrors.Unavailable));
+            _waiting.Clear();
+        }
+        _historyRecovered = false;
+        StartNextOrIdle();
+    }
+
+    private void OnCommitTurn(CommitTurn commit)
+    {
+        if (!Durable)
+        {
+            Remember(commit.UserText, commit.ReplyText);
+            commit.Done.TrySetResult(null);
+            return;
+        }
+        if (_journal is null || !_historyRecovered || _committing is not null)
+        {
+            commit.Done.TrySetResult(SessionStoreErrors.Unavailable);
+            return;
+        }
+        _committing = commit.Done;
+        _journal.Tell(new RecordTurn(commit.UserText, commit.ReplyText));
+    }
+
+    private void OnTurnRecorded(TurnRecorded recorded)
+    {
+        if (!Sender.Equals(_journal)) return;
+        Remember(recorded.UserText, recorded.ReplyText);
+        _committing?.TrySetResult(null);
+        _committing = null;
+        if (++_recordedSinceSnapshot < _settings.Journal!.SnapshotEvery) return;
+        _recordedSinceSnapshot = 0;
+        _journal!.Tell(new SaveHistory(_history.ToArray()));
+    }
+
+    private void OnForget(ForgetSession forget)
+    {
+        if (_sessionKey.Length == 0) _sessionKey = forget.SessionKey;
+        _history.Clear();
+        _recordedSinceSnapshot = 0;
+        if (!Durable)
+        {
+            Sender.Tell(new HistoryForgotten(Deleted: true));
+            StartNextOrIdle();
+            return;
+        }
+        if (_journal is null)
+        {
+            _journal = Context.ActorOf(SessionJournalActor.Props(_sessionKey, _settings.MaxHistoryEntries, _settings.Journal!), "journal");
+            Context.Watch(_journal);
+        }
+        // A journal still recovering handles this once it has (Akka.Persistence holds commands until then).
+        (_forgetting ??= new Queue<IActorRef>()).Enqueue(Sender);
+        _journal.Tell(ForgetHistory.Instance);
+    }
+
+    private void OnForgotten(HistoryForgotten forgotten)
+    {
+        if (!Sender.Equals(_journal) || _forgetting is not { Count: > 0 }) return;
+        _forgetting.Dequeue().Tell(forgotten);
         StartNextOrIdle();
     }
 
     private void StartNextOrIdle()
     {
         // A turn that fails to start ends at once: the next one is tried in the same pass.
-        while (_runner.InProgress == 0 && _waiting?.First is { } next)
+        while (_runner.InProgress == 0 && _waiting?.First is { } next && HistoryReady(next.Value.Turn))
         {
             _waiting.RemoveFirst();
             // An ended turn here never ran, so it has nothing to remember.

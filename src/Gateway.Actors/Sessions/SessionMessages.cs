@@ -42,6 +42,30 @@ public interface IForLiveSessionOnly : IWithSessionKey;
 public sealed record CancelTurn(string SessionKey, string TurnId, bool Stateless = false) : IForLiveSessionOnly;
 
 /// <summary>
+/// Forget a session: its history is cleared, and a durable session's events and snapshots are deleted from the
+/// journal. The reply is a <see cref="HistoryForgotten"/>. A turn running meanwhile is still remembered when it ends.
+/// </summary>
+public sealed record ForgetSession(string SessionKey) : IWithSessionKey;
+
+/// <summary>
+/// A run that succeeded asks its session to remember the turn before its answer ends (<see cref="Gateway.Streams.Lanes.IRunCommit"/>):
+/// <paramref name="Done"/> completes with null once the turn is kept, or with the error the answer ends with instead.
+/// </summary>
+internal sealed record CommitTurn(string TurnId, string UserText, string ReplyText, TaskCompletionSource<ChatError?> Done);
+
+/// <summary>The errors a turn gets when its session cannot keep it.</summary>
+public static class SessionStoreErrors
+{
+    /// <summary>The session's journal could not read or write (the database is down, full, or read-only): retry later.</summary>
+    public static ChatError Unavailable { get; } = new(
+        "The session store is unavailable: this turn could not be recorded. Retry shortly.", "api_error", "session_store_unavailable", 503,
+        RetryAfterSeconds: 1);
+
+    /// <summary>The session stopped while the turn was being recorded (the gateway is shutting down).</summary>
+    public static ChatError SessionStopped { get; } = TurnFailed.SessionStopped.Error;
+}
+
+/// <summary>
 /// What a session answers a <see cref="StartTurn"/> with: <see cref="TurnStreaming"/> (stream mode, as soon as
 /// the run starts), <see cref="TurnCompleted"/> (completion mode, when it ends), or <see cref="TurnFailed"/>
 /// (the turn could not run or failed before answering). The edge switches over exactly these.

@@ -14,6 +14,7 @@ namespace Gateway.Actors.Sessions;
 /// <param name="MaxWaitingRuns">Turns that may wait for a run slot when runs are capped; more get 429.</param>
 /// <param name="IdleStatelessRuns">Run actors a stateless session keeps for its next turns.</param>
 /// <param name="MaxRememberedReplyChars">The most of a reply a session remembers (the rest still streams).</param>
+/// <param name="Journal">How sessions with memory keep it in the journal (Akka.Persistence); null: in memory only.</param>
 public sealed record SessionSettings(
     TimeSpan PassivateAfter,
     int MaxQueuedTurns,
@@ -27,7 +28,8 @@ public sealed record SessionSettings(
     int LanesPerGraph = 1,
     int MaxWaitingRuns = 1024,
     int IdleStatelessRuns = 32,
-    int MaxRememberedReplyChars = 64 * 1024)
+    int MaxRememberedReplyChars = 64 * 1024,
+    SessionJournalSettings? Journal = null)
 {
     /// <summary>Enough shared stateless sessions to keep every core busy starting runs.</summary>
     public static int DefaultStatelessSessions => Math.Max(2, Environment.ProcessorCount);

@@ -8,7 +8,7 @@ namespace Gateway.Api.Configuration;
 /// the user wrote it (<c>gateway.port</c>, <c>agents.list[1].id</c>), so a bad config is refused at
 /// start with all its faults listed at once.
 /// </summary>
-public sealed class ConfigReader(IConfiguration root)
+public sealed partial class ConfigReader(IConfiguration root)
 {
     private readonly List<string> _errors = [];
 
@@ -42,6 +42,20 @@ public sealed class ConfigReader(IConfiguration root)
         if (section.GetChildren().Any()) Error(section, "must be a string, not an object or array");
         return null;
     }
+
+    /// <summary>A string that is either a literal or <c>"${ENV_VAR}"</c> (resolved; a variable that is not set is an error).</summary>
+    public string? StringOrVariable(IConfigurationSection section)
+    {
+        if (String(section) is not { Length: > 0 } value) return null;
+        if (VariableReference().Match(value) is not { Success: true } match) return value;
+        var name = match.Groups["name"].Value;
+        if (root[name] is { Length: > 0 } resolved) return resolved;
+        Error(section, $"the environment variable {name} is not set");
+        return null;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}$")]
+    private static partial System.Text.RegularExpressions.Regex VariableReference();
 
     public bool? Bool(IConfigurationSection section)
     {

@@ -39,6 +39,9 @@ public sealed class GatewayOptions
     /// <summary>An idle session with memory is passivated after this long (<c>session.idleMinutes</c>).</summary>
     public TimeSpan SessionIdle { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>Where sessions with memory keep it (<c>gateway.sessions.persistence</c>, <c>gateway.sessions.retentionDays</c>).</summary>
+    public SessionStoreOptions SessionStore { get; set; } = new(SessionStoreProvider.Memory, null, null, null);
+
     /// <summary>Problems found while reading; the validator refuses to start when there are any.</summary>
     public List<string> Problems { get; } = [];
 
@@ -88,6 +91,7 @@ public sealed class GatewayOptions
         ChatCompletionsEnabled = reader.Bool(reader.Section("gateway.http.endpoints.chatCompletions.enabled")) ?? false;
         if (reader.Number(reader.Section("session.idleMinutes"), 0.001, 7 * 24 * 60) is { } idleMinutes)
             SessionIdle = TimeSpan.FromMinutes(idleMinutes);
+        SessionStore = SessionStoreOptions.Load(root, reader);
         Problems.AddRange(reader.Errors);
     }
 }

@@ -17,6 +17,7 @@ public static partial class KnownConfigKeys
         "gateway.auth.rateLimit.lockoutMs", "gateway.auth.rateLimit.exemptLoopback",
         "gateway.http.endpoints.chatCompletions.enabled",
         "session.idleMinutes",
+        "gateway.sessions.persistence.provider", "gateway.sessions.persistence.connectionString", "gateway.sessions.retentionDays",
         "agents.defaults.model", "agents.defaults.model.primary", "agents.defaults.model.fallbacks[]",
         "agents.defaults.timeoutSeconds", "agents.defaults.maxConcurrent", "agents.defaults.workspace",
         "agents.defaults.builtin.pieceDelayMs", "agents.defaults.builtin.pieces", "agents.defaults.builtin.replyChars",

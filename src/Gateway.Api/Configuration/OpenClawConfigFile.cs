@@ -75,7 +75,8 @@ public static class OpenClawConfigFile
         }
     }
 
-    private static string ExpandHome(string path) =>
+    /// <summary>A path with a leading <c>~/</c> made absolute under the user's home folder.</summary>
+    public static string ExpandHome(string path) =>
         path.StartsWith("~/", StringComparison.Ordinal)
             ? System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), path[2..])
             : path;

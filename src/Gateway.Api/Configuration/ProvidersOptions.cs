@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Gateway.Providers;
 using Microsoft.Extensions.Configuration;
 
@@ -10,7 +9,7 @@ namespace Gateway.Api.Configuration;
 /// contextWindow, maxTokens }]</c>, and the gateway's timeouts (<c>connectTimeoutMs</c>,
 /// <c>firstTokenTimeoutMs</c>, <c>idleTimeoutMs</c>).
 /// </summary>
-public static partial class ProvidersConfig
+public static class ProvidersConfig
 {
     public const string OpenAICompletionsApi = "openai-completions";
 
@@ -45,7 +44,7 @@ public static partial class ProvidersConfig
             providers.Add(new ProviderSettings(
                 section.Key,
                 new Uri(baseUrl.ToString().TrimEnd('/')),
-                ApiKey(root, reader, section.GetSection("apiKey")),
+                reader.StringOrVariable(section.GetSection("apiKey")),
                 models,
                 new UpstreamTimeouts(
                     Milliseconds(reader, section.GetSection("connectTimeoutMs")) ?? defaults.Connect,
@@ -70,19 +69,6 @@ public static partial class ProvidersConfig
             reader.Error($"{key}: provider '{model.Provider}' has no model '{model.Model}' (list it in models.providers.{model.Provider}.models)");
     }
 
-    private static string? ApiKey(IConfiguration root, ConfigReader reader, IConfigurationSection section)
-    {
-        if (reader.String(section) is not { Length: > 0 } value) return null;
-        if (VariableReference().Match(value) is not { Success: true } match) return value;
-        var name = match.Groups["name"].Value;
-        if (root[name] is { Length: > 0 } resolved) return resolved;
-        reader.Error(section, $"the environment variable {name} is not set");
-        return null;
-    }
-
     private static TimeSpan? Milliseconds(ConfigReader reader, IConfigurationSection section) =>
         reader.Number(section, 1, int.MaxValue) is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
-
-    [GeneratedRegex(@"^\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}$")]
-    private static partial Regex VariableReference();
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using Akka.Configuration;
 using Akka.Hosting;
+using Akka.Persistence.Sql.Hosting;
 using Gateway.Actors;
 using Gateway.Agents;
 using Gateway.Providers;
@@ -60,6 +61,7 @@ public static class GatewayHost
         var hocon = ConfigurationFactory.ParseString(File.ReadAllText(HoconPath));
         services.AddOptions<GatewayOptions>().Configure<IConfiguration>((options, configuration) => options.Load(configuration)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        services.AddSingleton<IValidateOptions<GatewayOptions>, SessionStoreCheck>();
         services.AddOptions<AgentsOptions>().Configure<IConfiguration>((options, configuration) => options.Load(configuration)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AgentsOptions>, AgentsOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
@@ -80,6 +82,14 @@ public static class GatewayHost
         {
             akka.AddHocon(hocon, HoconAddMode.Prepend);
             akka.ConfigureLoggers(loggers => loggers.AddLoggerFactory());
+            var store = provider.GetRequiredService<IOptions<GatewayOptions>>().Value.SessionStore;
+            // One journal plugin for both engines (Akka.Persistence.Sql over linq2db); memory needs none.
+            if (store.Durable)
+            {
+                akka.WithSqlPersistence(store.ConnectionString!,
+                    store.Provider == SessionStoreProvider.Sqlite ? LinqToDB.ProviderName.SQLiteMS : LinqToDB.ProviderName.PostgreSQL,
+                    autoInitialize: true);
+            }
             akka.WithGatewayActors((config, services) =>
             {
                 var agents = services.GetRequiredService<IOptions<AgentsOptions>>().Value;
@@ -88,6 +98,7 @@ public static class GatewayHost
                     PassivateAfter = services.GetRequiredService<IOptions<GatewayOptions>>().Value.SessionIdle,
                     RunTimeout = agents.RunTimeout,
                     MaxConcurrentRuns = agents.MaxConcurrent,
+                    Journal = store.Durable ? GatewayActorsSetup.JournalFromHocon(config, store.Retention) : null,
                 };
             });
         });

@@ -23,9 +23,10 @@ public abstract class AnswerRun
     private TaskCompletionSource<TurnOutcome>? _outcome;
 
     private protected AnswerRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        Action<int>? onText, IRunListener? listener, bool remembersReply)
+        Action<int>? onText, IRunListener? listener, bool remembersReply, IRunCommit? commit)
     {
         RemembersReply = remembersReply;
+        Commit = commit;
         Agent = agent;
         Header = header;
         IncludeUsage = includeUsage;
@@ -35,6 +36,9 @@ public abstract class AnswerRun
     }
 
     private protected IRunListener? Listener { get; }
+
+    /// <summary>What the answer's end waits for (the session recording the turn); null: it ends at once.</summary>
+    internal IRunCommit? Commit { get; }
 
     /// <summary>How the turn ended (reply text, usage, error, or cancelled), as a task (for callers without a listener).</summary>
     public Task<TurnOutcome> Outcome
@@ -116,8 +120,8 @@ public sealed class CompletionRun : AnswerRun
     private readonly ChatAnswerEnds.CompletionFold _fold;
 
     internal CompletionRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate, Action<int>? onText,
-        IRunListener? listener = null, bool remembersReply = true)
-        : base(agent, header, includeUsage: true, promptTokenEstimate, onText, listener, remembersReply) =>
+        IRunListener? listener = null, bool remembersReply = true, IRunCommit? commit = null)
+        : base(agent, header, includeUsage: true, promptTokenEstimate, onText, listener, remembersReply, commit) =>
         _fold = new ChatAnswerEnds.CompletionFold(header);
 
     public Task<ChatAnswer> Answer => _answer.Task;

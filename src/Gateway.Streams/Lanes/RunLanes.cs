@@ -65,19 +65,21 @@ public sealed class RunLanes
     /// <param name="onText">Told the length of each text delta (a metric of what agents produce).</param>
     /// <param name="listener">Told the run's outcome as it happens.</param>
     /// <param name="remembersReply">Whether the outcome carries the reply text (false: nobody remembers it, so it is not kept).</param>
+    /// <param name="commit">What the answer's end waits for when the run succeeds (its session recording the turn); null: nothing.</param>
     public StreamingRun StartStreaming(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage,
-        int promptTokenEstimate, Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true)
+        int promptTokenEstimate, Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true,
+        IRunCommit? commit = null)
     {
-        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, onText, listener, remembersReply);
+        var run = new StreamingRun(agent, header, includeUsage, promptTokenEstimate, onText, listener, remembersReply, commit);
         Rent().Carry(run);
         return run;
     }
 
     /// <summary>Starts a folded answer: one <c>chat.completion</c> (always with usage), or the run's error.</summary>
     public CompletionRun StartCompletion(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, int promptTokenEstimate,
-        Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true)
+        Action<int>? onText = null, IRunListener? listener = null, bool remembersReply = true, IRunCommit? commit = null)
     {
-        var run = new CompletionRun(agent, header, promptTokenEstimate, onText, listener, remembersReply);
+        var run = new CompletionRun(agent, header, promptTokenEstimate, onText, listener, remembersReply, commit);
         Rent().Carry(run);
         return run;
     }

@@ -28,8 +28,8 @@ public sealed class StreamingRun : AnswerRun, IValueTaskSource, IValueTaskSource
     private int _flushing;
 
     internal StreamingRun(IAsyncEnumerable<AgentEvent> agent, ChatAnswerHeader header, bool includeUsage, int promptTokenEstimate,
-        Action<int>? onText, IRunListener? listener = null, bool remembersReply = true)
-        : base(agent, header, includeUsage, promptTokenEstimate, onText, listener, remembersReply)
+        Action<int>? onText, IRunListener? listener = null, bool remembersReply = true, IRunCommit? commit = null)
+        : base(agent, header, includeUsage, promptTokenEstimate, onText, listener, remembersReply, commit)
     {
     }
 

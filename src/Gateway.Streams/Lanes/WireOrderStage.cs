@@ -56,6 +56,8 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
         private AnswerRun? _run;
         private bool _roleDue;
         private TokenUsage? _usage;
+        private bool _committing;
+        private readonly Action<Committed> _onCommitted;
 
         protected override object LogSource => nameof(WireOrderStage);
 
@@ -65,11 +67,14 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
             _in = stage._in;
             _out = stage._out;
             _maxRememberedReplyChars = stage._maxRememberedReplyChars;
+            _onCommitted = GetAsyncCallback<Committed>(OnCommitted);
             SetHandlers(_in, _out, this);
         }
 
         public override void OnPull()
         {
+            // The run's end waits for its commit, and the next run cannot start before that end: nothing to pull.
+            if (_committing) return;
             if (_roleDue)
             {
                 _roleDue = false;
@@ -144,17 +149,88 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
             var run = _run!;
             var usage = _usage ?? new TokenUsage(run.PromptTokenEstimate, (int)Math.Min(int.MaxValue, TokenEstimator.Estimate(_replyChars)));
             _usage = usage;
-            ChatStreamPart[] parts = run.IncludeUsage
-                ? [new FinishPart(finishReason), new UsagePart(usage), DonePart.Instance]
-                : [new FinishPart(finishReason), DonePart.Instance];
-            EmitThenClose(parts, Outcome(finishReason, null, cancelled: false));
+            var outcome = Outcome(finishReason, null, cancelled: false);
+            if (run.Commit is not { } commit)
+            {
+                EmitEnd(run, outcome);
+                return;
+            }
+            // The end waits until the session has recorded the turn; meanwhile nothing is pulled or pushed.
+            _committing = true;
+            ValueTask<ChatError?> committing;
+            try
+            {
+                committing = commit.CommitAsync(outcome);
+            }
+            catch (Exception ex)
+            {
+                committing = ValueTask.FromException<ChatError?>(ex);
+            }
+            _ = WaitForCommitAsync(committing, run, outcome);
         }
 
-        private void Fail(ErrorPart error) => EmitThenClose([error, DonePart.Instance], Outcome(null, error, cancelled: false));
-
-        private void EmitThenClose(ChatStreamPart[] parts, TurnOutcome outcome)
+        /// <summary>
+        /// Waits for the session to record the turn. A commit over at once (nothing to write, or a memory-only
+        /// session that answered before the lane asked again) is handled here, on the stage's thread, without
+        /// allocating; one that waits (a journal write) re-enters the stage through its async callback.
+        /// </summary>
+        private async Task WaitForCommitAsync(ValueTask<ChatError?> committing, AnswerRun run, TurnOutcome outcome)
         {
-            var run = _run!;
+            var atOnce = committing.IsCompleted;
+            ChatError? failure;
+            try
+            {
+                failure = await committing.ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                failure = ChatError.Internal;
+            }
+            var committed = new Committed(run, outcome, failure);
+            if (!atOnce)
+            {
+                _onCommitted(committed);
+                return;
+            }
+            try
+            {
+                OnCommitted(committed);
+            }
+            catch (Exception ex)
+            {
+                // Inside this method a throw would only fault a discarded task; fail the stage, as the
+                // interpreter does when a handler throws.
+                FailStage(ex);
+            }
+        }
+
+        private void OnCommitted(Committed committed)
+        {
+            _committing = false;
+            var (run, outcome, failure) = committed;
+            if (failure is null)
+            {
+                EmitEnd(run, outcome);
+                return;
+            }
+            // Not recorded: the client hears why instead of an end, and the session does not remember the turn.
+            var error = new ErrorPart(failure, null);
+            EmitThenClose(run, [error, DonePart.Instance], outcome with { FinishReason = null, Error = error });
+        }
+
+        private void EmitEnd(AnswerRun run, TurnOutcome outcome)
+        {
+            var finish = new FinishPart(outcome.FinishReason!);
+            ChatStreamPart[] parts = run.IncludeUsage
+                ? [finish, new UsagePart(outcome.Usage!), DonePart.Instance]
+                : [finish, DonePart.Instance];
+            EmitThenClose(run, parts, outcome);
+        }
+
+        private void Fail(ErrorPart error) => EmitThenClose(_run!, [error, DonePart.Instance], Outcome(null, error, cancelled: false));
+
+        private void EmitThenClose(AnswerRun run, ChatStreamPart[] parts, TurnOutcome outcome)
+        {
             // The role part goes first even when the run ends before the reader pulled it.
             if (_roleDue)
             {
@@ -193,4 +269,7 @@ internal sealed class WireOrderStage : GraphStage<FlowShape<AgentEvent, ChatStre
 
         public override void PostStop() => _reply = null;
     }
+
+    /// <summary>A run's commit is over: <paramref name="Failure"/> is null when the turn was recorded.</summary>
+    private sealed record Committed(AnswerRun Run, TurnOutcome Outcome, ChatError? Failure);
 }

@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using Akka.Actor;
 using Gateway.Actors;
+using Gateway.Api.Configuration;
 using Gateway.Api.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -57,7 +58,9 @@ public sealed class GatewayServer : IAsyncDisposable
         var directory = Directory.CreateTempSubdirectory("gateway-test-").FullName;
         var configPath = Path.Combine(directory, "openclaw.json");
         await File.WriteAllTextAsync(configPath, config);
-        var app = GatewayHost.Build(["--config", configPath, "--Logging:LogLevel:Default=Warning", .. extraArgs]);
+        // Sessions are kept under the test's own folder (the default store is SQLite under the state folder).
+        var app = GatewayHost.Build(["--config", configPath, "--Logging:LogLevel:Default=Warning",
+            $"--{SessionStoreOptions.StateDirectoryVariable}={directory}", .. extraArgs]);
         configure?.Invoke(app);
         try
         {
