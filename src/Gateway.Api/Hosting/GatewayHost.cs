@@ -1,7 +1,6 @@
 using System.Net;
 using Akka.Configuration;
 using Akka.Hosting;
-using Akka.Persistence.Sql.Hosting;
 using Gateway.Actors;
 using Gateway.Agents;
 using Gateway.Providers;
@@ -49,6 +48,7 @@ public static class GatewayHost
         app.MapHealth();
         app.MapChatCompletions();
         app.MapModels();
+        app.MapSessions();
         return app;
     }
 
@@ -83,13 +83,7 @@ public static class GatewayHost
             akka.AddHocon(hocon, HoconAddMode.Prepend);
             akka.ConfigureLoggers(loggers => loggers.AddLoggerFactory());
             var store = provider.GetRequiredService<IOptions<GatewayOptions>>().Value.SessionStore;
-            // One journal plugin for both engines (Akka.Persistence.Sql over linq2db); memory needs none.
-            if (store.Durable)
-            {
-                akka.WithSqlPersistence(store.ConnectionString!,
-                    store.Provider == SessionStoreProvider.Sqlite ? LinqToDB.ProviderName.SQLiteMS : LinqToDB.ProviderName.PostgreSQL,
-                    autoInitialize: true);
-            }
+            akka.WithSessionStore(store);
             akka.WithGatewayActors((config, services) =>
             {
                 var agents = services.GetRequiredService<IOptions<AgentsOptions>>().Value;

@@ -63,6 +63,7 @@ public sealed record ModelCard(
 [JsonSourceGenerationOptions(WriteIndented = false)]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(ModelCard))]
+[JsonSerializable(typeof(SessionDeleted))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;
 
 /// <summary>The serializer context for what the HTTP layer writes itself, with the wire's options.</summary>

@@ -45,7 +45,9 @@ public sealed record RunStarted(AgentTurn Turn, TestPublisher.Probe<AgentEvent> 
 /// Session specs build the router the way production does (router → session → run), with metrics and a
 /// test runtime, and talk to it with Tell from test probes standing in for HTTP clients.
 /// </summary>
-public abstract class SessionSpecBase(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(PatientTestKit.Config, output: output)
+/// <param name="config">The actor system's config; null: <see cref="PatientTestKit.Config"/>.</param>
+public abstract class SessionSpecBase(ITestOutputHelper output, Akka.Configuration.Config? config = null)
+    : Akka.TestKit.Xunit2.TestKit(config ?? PatientTestKit.Config, output: output)
 {
     protected const string AliceKey = "agent:main:openai-user:alice";
     protected const string BobKey = "agent:main:openai-user:bob";

@@ -1,0 +1,54 @@
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Persistence.Sql.Hosting;
+using Gateway.Api.Configuration;
+
+namespace Gateway.Api.Hosting;
+
+/// <summary>
+/// The journal and snapshot store of durable sessions: Akka.Persistence.Sql (linq2db underneath), one code
+/// path for SQLite and PostgreSQL, tables made at first start. Memory needs no plugin.
+/// </summary>
+public static class SessionStoreSetup
+{
+    /// <summary>
+    /// SQLite takes one writer at a time: with several of the journal's write streams, all but one would wait on
+    /// the file's lock (the driver polls for it), which costs latency and no throughput. Writes still go in
+    /// batches of every event that queued meanwhile.
+    /// </summary>
+    private const string SqliteHocon = "akka.persistence.journal.sql.parallelism = 1";
+
+    public static AkkaConfigurationBuilder WithSessionStore(this AkkaConfigurationBuilder builder, SessionStoreOptions store)
+    {
+        if (!store.Durable) return builder;
+        var (journal, snapshots) = SqlOptions(store);
+        builder.WithSqlPersistence(journal, snapshots);
+        return store.Provider == SessionStoreProvider.Sqlite ? builder.AddHocon(SqliteHocon, HoconAddMode.Prepend) : builder;
+    }
+
+    /// <summary>The plugins' config as <see cref="WithSessionStore"/> adds it, for an actor system built without the host (tests).</summary>
+    public static Config Hocon(SessionStoreOptions store)
+    {
+        var (journal, snapshots) = SqlOptions(store);
+        var config = journal.ToConfig().WithFallback(snapshots.ToConfig()).WithFallback(journal.DefaultConfig).WithFallback(snapshots.DefaultConfig);
+        return store.Provider == SessionStoreProvider.Sqlite ? ConfigurationFactory.ParseString(SqliteHocon).WithFallback(config) : config;
+    }
+
+    private static (SqlJournalOptions Journal, SqlSnapshotOptions Snapshots) SqlOptions(SessionStoreOptions store)
+    {
+        var provider = store.Provider == SessionStoreProvider.Sqlite ? LinqToDB.ProviderName.SQLiteMS : LinqToDB.ProviderName.PostgreSQL;
+        var journal = new SqlJournalOptions(isDefaultPlugin: true)
+        {
+            ConnectionString = store.ConnectionString!,
+            ProviderName = provider,
+            AutoInitialize = true,
+        };
+        var snapshots = new SqlSnapshotOptions(isDefaultPlugin: true)
+        {
+            ConnectionString = store.ConnectionString!,
+            ProviderName = provider,
+            AutoInitialize = true,
+        };
+        return (journal, snapshots);
+    }
+}
