@@ -39,6 +39,8 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
     private int _recordedSinceSnapshot;
     // Who asked to forget this session, answered in order once the journal has deleted its history.
     private Queue<IActorRef>? _forgetting;
+    // Who asked for a retention check, answered once the journal has recovered (and deleted an expired history).
+    private List<IActorRef>? _checkingRetention;
 
     public SessionActor(SessionSettings settings, IAgentRuntimeResolver runtimes,
         Props runProps, GatewayMetrics metrics, IActorRef? runSlots = null)
@@ -65,7 +67,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
     }
 
     private bool IsIdle => _runner.InProgress == 0 && (_waiting is null || _waiting.Count == 0) && _committing is null
-        && _forgetting is not { Count: > 0 };
+        && _forgetting is not { Count: > 0 } && _checkingRetention is not { Count: > 0 };
 
     private bool Durable => _settings.Journal is not null;
 
@@ -104,6 +106,9 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
             case HistoryForgotten forgotten:
                 OnForgotten(forgotten);
                 break;
+            case CheckRetention check:
+                OnCheckRetention(check);
+                break;
             case StopSession:
                 if (IsIdle) Context.Stop(Self);
                 else Context.Parent.Tell(PassivationCancelled.Instance);
@@ -122,6 +127,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         // Anyone still waiting would otherwise wait until their ask times out.
         _committing?.TrySetResult(SessionStoreErrors.SessionStopped);
         while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
+        AnswerRetentionChecks();
         _runner.FailAll();
         if (_waiting is null) return;
         foreach (var (_, replyTo) in _waiting) replyTo.Tell(TurnFailed.SessionStopped);
@@ -173,21 +179,26 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
     private bool HistoryReady(StartTurn turn)
     {
         if (!Durable || turn.Stateless || _historyRecovered) return true;
-        if (_journal is null)
-        {
-            _journal = Context.ActorOf(SessionJournalActor.Props(_sessionKey, _settings.MaxHistoryEntries, _settings.Journal!), "journal");
-            Context.Watch(_journal);
-        }
+        StartJournal();
         return false;
+    }
+
+    private void StartJournal()
+    {
+        if (_journal is not null) return;
+        _journal = Context.ActorOf(SessionJournalActor.Props(_sessionKey, _settings.MaxHistoryEntries, _settings.Journal!), "journal");
+        Context.Watch(_journal);
     }
 
     private void OnHistoryRecovered(HistoryRecovered recovered)
     {
         if (!Sender.Equals(_journal)) return;
         _history.Clear();
-        _history.AddRange(recovered.History);
+        // A forget asked for while the journal recovered is done after this: the session starts empty already.
+        if (_forgetting is not { Count: > 0 }) _history.AddRange(recovered.History);
         _recordedSinceSnapshot = recovered.EventsSinceSnapshot;
         _historyRecovered = true;
+        AnswerRetentionChecks();
         StartNextOrIdle();
     }
 
@@ -200,6 +211,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         _committing?.TrySetResult(SessionStoreErrors.Unavailable);
         _committing = null;
         while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
+        AnswerRetentionChecks();
         if (!_historyRecovered && _runner.InProgress == 0 && _waiting is not null)
         {
             foreach (var (_, replyTo) in _waiting) replyTo.Tell(new TurnFailed(SessionStoreErrors.Unavailable));
@@ -248,14 +260,31 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
             StartNextOrIdle();
             return;
         }
-        if (_journal is null)
-        {
-            _journal = Context.ActorOf(SessionJournalActor.Props(_sessionKey, _settings.MaxHistoryEntries, _settings.Journal!), "journal");
-            Context.Watch(_journal);
-        }
+        StartJournal();
         // A journal still recovering handles this once it has (Akka.Persistence holds commands until then).
         (_forgetting ??= new Queue<IActorRef>()).Enqueue(Sender);
         _journal.Tell(ForgetHistory.Instance);
+    }
+
+    private void OnCheckRetention(CheckRetention check)
+    {
+        if (_sessionKey.Length == 0) _sessionKey = check.SessionKey;
+        // A live session has been active since it recovered (it passivates long before any retention runs out).
+        if (!Durable || _historyRecovered)
+        {
+            Sender.Tell(RetentionChecked.Instance);
+            StartNextOrIdle();
+            return;
+        }
+        StartJournal();
+        (_checkingRetention ??= []).Add(Sender);
+    }
+
+    private void AnswerRetentionChecks()
+    {
+        if (_checkingRetention is not { Count: > 0 } waiting) return;
+        foreach (var asker in waiting) asker.Tell(RetentionChecked.Instance);
+        waiting.Clear();
     }
 
     private void OnForgotten(HistoryForgotten forgotten)

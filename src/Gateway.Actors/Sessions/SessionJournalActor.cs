@@ -43,16 +43,21 @@ public sealed class SessionJournalActor : UntypedPersistentActor
 
     public override string PersistenceId { get; }
 
+    private const string Prefix = "session/";
+    private const string HashedPrefix = "session-sha256/";
+
     /// <summary>
     /// The journal's id for a session: its key as it is, or (for a key too long for the journal's column, 255
     /// characters) a hash of it, so that any key the gateway accepts can be kept.
     /// </summary>
-    public static string PersistenceIdFor(string sessionKey)
-    {
-        const string prefix = "session/";
-        if (prefix.Length + sessionKey.Length <= 200) return prefix + sessionKey;
-        return prefix + "sha256/" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sessionKey)));
-    }
+    public static string PersistenceIdFor(string sessionKey) =>
+        Prefix.Length + sessionKey.Length <= 200
+            ? Prefix + sessionKey
+            : HashedPrefix + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sessionKey)));
+
+    /// <summary>The session key a journal id was made from; null for a hashed one (or an id that is not a session's).</summary>
+    public static string? SessionKeyOf(string persistenceId) =>
+        persistenceId.StartsWith(Prefix, StringComparison.Ordinal) ? persistenceId[Prefix.Length..] : null;
 
     protected override void OnRecover(object message)
     {
@@ -104,7 +109,9 @@ public sealed class SessionJournalActor : UntypedPersistentActor
                 break;
             case SaveSnapshotSuccess saved:
                 // Everything up to the snapshot is in it: the events and older snapshots are not needed for recovery.
-                DeleteMessages(saved.Metadata.SequenceNr);
+                // The last event the snapshot covers is kept (recovery skips it): a session with a row in the journal
+                // is one the retention sweep can find (it lists the journal's ids).
+                DeleteMessages(saved.Metadata.SequenceNr - 1);
                 DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1));
                 break;
             case SaveSnapshotFailure failed:

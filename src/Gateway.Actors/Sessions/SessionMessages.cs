@@ -48,6 +48,17 @@ public sealed record CancelTurn(string SessionKey, string TurnId, bool Stateless
 public sealed record ForgetSession(string SessionKey) : IWithSessionKey;
 
 /// <summary>
+/// Have a session check its retention (<see cref="SessionJournalSettings.Retention"/>): a durable session that is not
+/// alive recovers, and deletes its history when it has been idle for too long; the reply is <see cref="RetentionChecked"/>.
+/// </summary>
+public sealed record CheckRetention(string SessionKey) : IWithSessionKey;
+
+public sealed record RetentionChecked
+{
+    public static RetentionChecked Instance { get; } = new();
+}
+
+/// <summary>
 /// A run that succeeded asks its session to remember the turn before its answer ends (<see cref="Gateway.Streams.Lanes.IRunCommit"/>):
 /// <paramref name="Done"/> completes with null once the turn is kept, or with the error the answer ends with instead.
 /// </summary>

@@ -32,7 +32,7 @@ public sealed record SessionStoreOptions(SessionStoreProvider Provider, string? 
 
     public static SessionStoreOptions Load(IConfiguration root, ConfigReader reader)
     {
-        var retention = reader.Number(reader.Section(RetentionKey), 0.0001, 100_000) is { } days ? TimeSpan.FromDays(days) : (TimeSpan?)null;
+        var retention = reader.Number(reader.Section(RetentionKey), 0.00001, 100_000) is { } days ? TimeSpan.FromDays(days) : (TimeSpan?)null;
         var provider = reader.OneOf(reader.Section(ProviderKey), "sqlite", "postgresql", "memory") switch
         {
             "postgresql" => SessionStoreProvider.PostgreSql,

@@ -78,6 +78,7 @@ public static class GatewayHost
                 hocon.GetTimeSpan("gateway.upstream.connection-lifetime", UpstreamConnections.Default.Lifetime),
                 hocon.GetTimeSpan("gateway.upstream.connection-idle-timeout", UpstreamConnections.Default.IdleTimeout))));
         services.AddGatewayActorServices();
+        services.AddHostedService<SessionRetentionSweep>();
         services.AddAkka("gateway", (akka, provider) =>
         {
             akka.AddHocon(hocon, HoconAddMode.Prepend);

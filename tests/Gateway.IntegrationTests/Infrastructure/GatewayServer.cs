@@ -45,6 +45,12 @@ public sealed class GatewayServer : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The server's own folder: its config, and its state (the default SQLite session store, <see cref="SessionDatabase"/>).</summary>
+    public string Folder => _directory;
+
+    /// <summary>The default session store's file.</summary>
+    public string SessionDatabase => Path.Combine(_directory, "gateway", "sessions.db");
+
     public GatewayMetrics Metrics => App.Services.GetRequiredService<GatewayMetrics>();
 
     public ActorSystem ActorSystem => App.Services.GetRequiredService<ActorSystem>();
