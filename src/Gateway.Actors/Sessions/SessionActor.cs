@@ -94,6 +94,10 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
             case TurnRecorded recorded:
                 OnTurnRecorded(recorded);
                 break;
+            case TurnNotRecorded when Sender.Equals(_journal):
+                _committing?.TrySetResult(ChatError.Internal);
+                _committing = null;
+                break;
             case HistoryRecovered recovered:
                 OnHistoryRecovered(recovered);
                 break;

@@ -159,6 +159,14 @@ public sealed class SessionJournalActor : UntypedPersistentActor
         if (_forgetAnswerDue) Context.Parent.Tell(new HistoryForgotten(Deleted: failure is null));
     }
 
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        // The journal refused this one event (it could not serialize it, say) and goes on; the session must hear
+        // of it, or the answer waiting for this write would wait for ever.
+        base.OnPersistRejected(cause, @event, sequenceNr);
+        Context.Parent.Tell(TurnNotRecorded.Instance);
+    }
+
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
         Log.Error(reason, "Session {0} could not be recovered from its journal", PersistenceId);
@@ -203,6 +211,12 @@ internal sealed record ForgetHistory
 
 /// <summary>The journal has recovered the history (<paramref name="EventsSinceSnapshot"/>: turns recorded after its last snapshot).</summary>
 internal sealed record HistoryRecovered(ConversationEntry[] History, int EventsSinceSnapshot);
+
+/// <summary>The journal refused to write the turn (it goes on); the turn fails.</summary>
+internal sealed record TurnNotRecorded
+{
+    public static TurnNotRecorded Instance { get; } = new();
+}
 
 /// <summary>Whether a session's history was deleted.</summary>
 public sealed record HistoryForgotten(bool Deleted);
