@@ -113,14 +113,7 @@ public sealed class RunLanesSpec(ITestOutputHelper output) : Akka.TestKit.Xunit2
     // ---- agents ---------------------------------------------------------------------------------
 
     /// <summary>An agent that says these events, as fast as it is asked.</summary>
-    private static async IAsyncEnumerable<AgentEvent> Saying(params AgentEvent[] events)
-    {
-        foreach (var agentEvent in events)
-        {
-            await Task.Yield();
-            yield return agentEvent;
-        }
-    }
+    private static IAsyncEnumerable<AgentEvent> Saying(params AgentEvent[] events) => TestAgents.Saying(events);
 
     // ---- streamed answers -----------------------------------------------------------------------
 

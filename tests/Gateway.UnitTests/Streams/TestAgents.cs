@@ -105,6 +105,16 @@ internal static class TestAgents
         yield break;
 #pragma warning restore CS0162
     }
+
+    /// <summary>An agent that says <paramref name="events"/>, each after a yield (so each step is a real wait).</summary>
+    public static async IAsyncEnumerable<AgentEvent> Saying(params AgentEvent[] events)
+    {
+        foreach (var agentEvent in events)
+        {
+            await Task.Yield();
+            yield return agentEvent;
+        }
+    }
 }
 
 /// <summary>
