@@ -6,11 +6,11 @@ namespace Gateway.Bench;
 /// <summary>The command line: <c>&lt;scenario&gt; [--quick] [--rounds N] [--duration S] [--gateway DLL] [--results DIR]</c>.</summary>
 public sealed record BenchOptions
 {
-    public static readonly string[] Scenarios = ["nonstream", "stream", "hold", "slow-reader", "sessions"];
+    public static readonly string[] Scenarios = ["nonstream", "stream", "hold", "slow-reader", "sessions", "durable"];
 
     public const string Usage = """
         Usage: Gateway.Bench <scenario> [options]
-          scenarios: nonstream, stream, hold, slow-reader, sessions, all
+          scenarios: nonstream, stream, hold, slow-reader, sessions, durable, all
           --quick          a few seconds per scenario (what CI runs), one round
           --rounds N       A/B rounds per figure (default 3; medians are reported)
           --duration S     seconds measured per load run (default 5; quick 1)

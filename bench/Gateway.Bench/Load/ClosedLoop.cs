@@ -23,6 +23,13 @@ public sealed record LoadPlan(
     int? ExpectedEvents = null)
 {
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A request factory per worker, made as the worker starts (instead of <see cref="Request"/>), called with the
+    /// worker's own request number (0, 1, 2, … in both modes): for requests that depend on what this worker sent
+    /// before (durable: one user's turns in a row, then the next user's).
+    /// </summary>
+    public Func<RequestFactory>? PerWorker { get; init; }
 }
 
 public sealed class LoadResult
@@ -122,6 +129,8 @@ public static class ClosedLoop
         var counter = new CountingSink();
         IBodySink sink = plan.Streaming ? scanner : counter;
         var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var factory = plan.PerWorker?.Invoke();
+        var sent = 0L;
         HttpConnection? connection = null;
         try
         {
@@ -138,7 +147,8 @@ public static class ClosedLoop
                     if (Stopwatch.GetTimestamp() >= end) break;
                     index = 0;
                 }
-                var request = plan.Request(index);
+                var request = factory is null ? plan.Request(index) : factory(sent);
+                sent++;
                 var started = Stopwatch.GetTimestamp();
                 try
                 {

@@ -75,6 +75,9 @@ public sealed class ScenarioReport(string scenario, BenchOptions options)
 
     public List<TargetCheck> Targets { get; } = [];
 
+    /// <summary>What the two columns hold: the gateway and the baseline, unless a scenario compares something else (durable: a store and memory).</summary>
+    public string[] Columns { get; set; } = ["gateway", "baseline"];
+
     /// <summary>The named figure, created on first use (in table order).</summary>
     public Figure Figure(string name, string unit, string format = "0.00")
     {
@@ -94,9 +97,9 @@ public sealed class ScenarioReport(string scenario, BenchOptions options)
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"== {Scenario}{(Quick ? " (quick)" : "")}: {Rounds} round(s), gateway and baseline alternating; medians ==");
+            $"== {Scenario}{(Quick ? " (quick)" : "")}: {Rounds} round(s), {Columns[0]} and {Columns[1]} alternating; medians ==");
         var nameWidth = Math.Max(28, _figures.Values.Select(f => f.Name.Length + f.Unit.Length + 3).DefaultIfEmpty(0).Max());
-        text.AppendLine(CultureInfo.InvariantCulture, $"{"figure".PadRight(nameWidth)} {"gateway",12} {"baseline",12} {"ratio",8}   rounds (gateway | baseline)");
+        text.AppendLine(CultureInfo.InvariantCulture, $"{"figure".PadRight(nameWidth)} {Columns[0],12} {Columns[1],12} {"ratio",8}   rounds ({Columns[0]} | {Columns[1]})");
         foreach (var figure in _figures.Values)
         {
             var label = $"{figure.Name} ({figure.Unit})";
@@ -125,6 +128,7 @@ public sealed class ScenarioReport(string scenario, BenchOptions options)
             rounds = Rounds,
             secondsPerLoadRun = SecondsPerLoadRun,
             machine = Machine,
+            columns = Columns,
             summary = Summary,
             targets = Targets,
             figures = _figures.Values.Select(f => new

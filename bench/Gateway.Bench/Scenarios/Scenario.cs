@@ -36,6 +36,7 @@ public abstract class Scenario
         "hold" => new HoldScenario(),
         "slow-reader" => new SlowReaderScenario(),
         "sessions" => new SessionsScenario(),
+        "durable" => new DurableScenario(),
         _ => throw new ArgumentException($"unknown scenario '{name}'"),
     };
 

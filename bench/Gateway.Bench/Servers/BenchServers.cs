@@ -33,10 +33,31 @@ public static class BenchAgents
     public const int BigPieces = 100_000;
 }
 
-/// <summary>Starts the gateway and the baseline, and captures what the gateway answers.</summary>
+/// <summary>
+/// Where a gateway keeps sessions with memory (<c>gateway.sessions.persistence</c>); a bench config without
+/// one (<see cref="BenchServers.StartGatewayAsync"/>'s <c>store: null</c>) runs on the gateway's default, SQLite
+/// in the process's own state folder.
+/// </summary>
+public sealed record SessionStore(string Provider, string? ConnectionString = null)
+{
+    public static SessionStore Memory { get; } = new("memory");
+
+    /// <summary>SQLite at its default place: <c>$OPENCLAW_STATE_DIR/gateway/sessions.db</c>, the process's own.</summary>
+    public static SessionStore Sqlite { get; } = new("sqlite");
+
+    public static SessionStore PostgreSql(string connectionString) => new("postgresql", connectionString);
+}
+
+/// <summary>
+/// Starts the gateway and the baseline, and captures what the gateway answers. Every gateway gets a state
+/// folder of its own (<c>OPENCLAW_STATE_DIR</c>, under the work directory, deleted when it stops): no run
+/// writes into <c>~/.openclaw</c>, and no run sees another's sessions.
+/// </summary>
 public sealed class BenchServers(BenchOptions options, string workDirectory)
 {
     public const string Token = "bench-token";
+
+    public string WorkDirectory => workDirectory;
 
     private static readonly Assembly Self = typeof(BenchServers).Assembly;
 
@@ -48,14 +69,14 @@ public sealed class BenchServers(BenchOptions options, string workDirectory)
         Self.GetCustomAttributes<AssemblyMetadataAttribute>().First(a => a.Key == key).Value!;
 
     /// <summary>The bench config: chat completions on, token auth, the bench agents, no caps that would queue the load.</summary>
-    public static string GatewayConfig(int port, int holdPieces, double sessionIdleMinutes) => string.Create(CultureInfo.InvariantCulture, $$"""
+    public static string GatewayConfig(int port, int holdPieces, double sessionIdleMinutes, SessionStore? store = null) => string.Create(CultureInfo.InvariantCulture, $$"""
         // Written by Gateway.Bench for one run.
         {
           gateway: {
             port: {{port}},
             bind: 'loopback',
             auth: { mode: 'token', token: '{{Token}}' },
-            http: { endpoints: { chatCompletions: { enabled: true } } },
+            http: { endpoints: { chatCompletions: { enabled: true } } },{{Persistence(store)}}
           },
           session: { idleMinutes: {{sessionIdleMinutes}} },
           agents: {
@@ -71,16 +92,26 @@ public sealed class BenchServers(BenchOptions options, string workDirectory)
         }
         """);
 
-    public async Task<ServerProcess> StartGatewayAsync(int holdPieces, double sessionIdleMinutes, CancellationToken cancellation)
+    private static string Persistence(SessionStore? store) => store is null ? "" : $$"""
+
+            sessions: { persistence: { provider: '{{store.Provider}}'{{(store.ConnectionString is { } connection ? $", connectionString: '{connection}'" : "")}} } },
+        """;
+
+    /// <summary>A gateway on its own port with its own state folder; <paramref name="store"/> null: the default store (SQLite there).</summary>
+    public async Task<ServerProcess> StartGatewayAsync(int holdPieces, double sessionIdleMinutes, CancellationToken cancellation, SessionStore? store = null)
     {
         var port = ServerProcess.FreePort();
         var config = Path.Combine(workDirectory, $"gateway-{port}.json5");
-        await File.WriteAllTextAsync(config, GatewayConfig(port, holdPieces, sessionIdleMinutes), cancellation);
+        await File.WriteAllTextAsync(config, GatewayConfig(port, holdPieces, sessionIdleMinutes, store), cancellation);
         var dll = options.GatewayDll;
         if (!File.Exists(dll)) throw new FileNotFoundException($"gateway not built at {dll} (build src/Gateway.Api in Release, or pass --gateway)");
+        var state = Directory.CreateDirectory(Path.Combine(workDirectory, $"state-{port}")).FullName;
         return await ServerProcess.StartAsync(Target.Gateway, dll, ["--config", config, "--port", port.ToString(CultureInfo.InvariantCulture)],
-            new Dictionary<string, string>(), port, cancellation);
+            new Dictionary<string, string> { [StateDirectoryVariable] = state }, port, cancellation, ownedDirectory: state);
     }
+
+    /// <summary>The gateway's state folder (its default SQLite file is <c>gateway/sessions.db</c> in it).</summary>
+    public const string StateDirectoryVariable = "OPENCLAW_STATE_DIR";
 
     public async Task<ServerProcess> StartBaselineAsync(BaselineResponse response, CancellationToken cancellation)
     {

@@ -17,11 +17,13 @@ public sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly Queue<string> _output = new();
+    private readonly string? _ownedDirectory;
 
-    private ServerProcess(Target target, Process process, int port)
+    private ServerProcess(Target target, Process process, int port, string? ownedDirectory)
     {
         Target = target;
         _process = process;
+        _ownedDirectory = ownedDirectory;
         Port = port;
         Endpoint = new IPEndPoint(IPAddress.Loopback, port);
     }
@@ -38,8 +40,9 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public ProcSample Sample() => ProcStats.Read(Pid);
 
+    /// <param name="ownedDirectory">A folder that is the process's alone (its state), deleted once it has exited.</param>
     public static async Task<ServerProcess> StartAsync(Target target, string dll, IReadOnlyList<string> args,
-        IReadOnlyDictionary<string, string> environment, int port, CancellationToken cancellation)
+        IReadOnlyDictionary<string, string> environment, int port, CancellationToken cancellation, string? ownedDirectory = null)
     {
         var info = new ProcessStartInfo(DotnetHost())
         {
@@ -53,7 +56,7 @@ public sealed class ServerProcess : IAsyncDisposable
         foreach (var arg in args) info.ArgumentList.Add(arg);
         foreach (var (name, value) in environment) info.Environment[name] = value;
         var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {dll}");
-        var server = new ServerProcess(target, process, port);
+        var server = new ServerProcess(target, process, port, ownedDirectory);
         process.OutputDataReceived += (_, e) => server.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
         process.BeginOutputReadLine();
@@ -125,6 +128,14 @@ public sealed class ServerProcess : IAsyncDisposable
         {
         }
         _process.Dispose();
+        if (_ownedDirectory is null) return;
+        try
+        {
+            Directory.Delete(_ownedDirectory, recursive: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
     }
 
     /// <summary>A free loopback port (bound and released; good enough on a machine we own).</summary>
