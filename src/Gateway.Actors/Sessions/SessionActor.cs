@@ -37,6 +37,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
     // The turn being written to the journal: its answer ends when this completes.
     private TaskCompletionSource<ChatError?>? _committing;
     private int _recordedSinceSnapshot;
+    private bool _snapshotting;
     // Who asked to forget this session, answered in order once the journal has deleted its history.
     private Queue<IActorRef>? _forgetting;
     // Who asked for a retention check, answered once the journal has recovered (and deleted an expired history).
@@ -67,7 +68,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
     }
 
     private bool IsIdle => _runner.InProgress == 0 && (_waiting is null || _waiting.Count == 0) && _committing is null
-        && _forgetting is not { Count: > 0 } && _checkingRetention is not { Count: > 0 };
+        && _forgetting is not { Count: > 0 } && _checkingRetention is not { Count: > 0 } && !_snapshotting;
 
     private bool Durable => _settings.Journal is not null;
 
@@ -93,6 +94,10 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
                 break;
             case TurnRecorded recorded:
                 OnTurnRecorded(recorded);
+                break;
+            case HistorySaved when Sender.Equals(_journal):
+                _snapshotting = false;
+                StartNextOrIdle();
                 break;
             case TurnNotRecorded when Sender.Equals(_journal):
                 _committing?.TrySetResult(ChatError.Internal);
@@ -212,6 +217,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         // waiting for the history fails too (the store is down); the next turn starts a fresh journal, whose
         // recovery is the truth about what was kept.
         _journal = null;
+        _snapshotting = false;
         _committing?.TrySetResult(SessionStoreErrors.Unavailable);
         _committing = null;
         while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
@@ -250,6 +256,8 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         _committing = null;
         if (++_recordedSinceSnapshot < _settings.Journal!.SnapshotEvery) return;
         _recordedSinceSnapshot = 0;
+        // Not passivated until it is saved: a journal stopped meanwhile would never delete what the snapshot covers.
+        _snapshotting = true;
         _journal!.Tell(new SaveHistory(_history.ToArray()));
     }
 

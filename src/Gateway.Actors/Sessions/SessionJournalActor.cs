@@ -113,10 +113,13 @@ public sealed class SessionJournalActor : UntypedPersistentActor
                 // is one the retention sweep can find (it lists the journal's ids).
                 DeleteMessages(saved.Metadata.SequenceNr - 1);
                 DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1));
+                // The deletes are with the store now: the session may stop (passivate) without losing them.
+                Context.Parent.Tell(HistorySaved.Instance);
                 break;
             case SaveSnapshotFailure failed:
                 // Recovery still works from the events; the next snapshot tries again.
                 Log.Warning("Session {0}: a snapshot could not be saved: {1}", PersistenceId, failed.Cause.Message);
+                Context.Parent.Tell(HistorySaved.Instance);
                 break;
             case ForgetHistory:
                 Forget(answer: true);
@@ -211,6 +214,12 @@ internal sealed record ForgetHistory
 
 /// <summary>The journal has recovered the history (<paramref name="EventsSinceSnapshot"/>: turns recorded after its last snapshot).</summary>
 internal sealed record HistoryRecovered(ConversationEntry[] History, int EventsSinceSnapshot);
+
+/// <summary>A snapshot the session asked for is saved (or failed): the session may passivate.</summary>
+internal sealed record HistorySaved
+{
+    public static HistorySaved Instance { get; } = new();
+}
 
 /// <summary>The journal refused to write the turn (it goes on); the turn fails.</summary>
 internal sealed record TurnNotRecorded
