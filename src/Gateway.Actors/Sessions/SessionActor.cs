@@ -135,7 +135,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         _metrics.SessionStopped();
         // Anyone still waiting would otherwise wait until their ask times out.
         _committing?.TrySetResult(SessionStoreErrors.SessionStopped);
-        while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
+        FailForgets();
         AnswerRetentionChecks();
         _runner.FailAll();
         if (_waiting is null) return;
@@ -145,7 +145,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
 
     private void OnStartTurn(StartTurn turn)
     {
-        if (_sessionKey.Length == 0) _sessionKey = turn.SessionKey;
+        LearnKey(turn.SessionKey);
         // One turn with memory makes the session keep its memory: it then passivates only when idle.
         _stateless &= turn.Stateless;
         if (IsIdle && HistoryReady(turn))
@@ -220,7 +220,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         _snapshotting = false;
         _committing?.TrySetResult(SessionStoreErrors.Unavailable);
         _committing = null;
-        while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
+        FailForgets();
         AnswerRetentionChecks();
         if (!_historyRecovered && _runner.InProgress == 0 && _waiting is not null)
         {
@@ -263,7 +263,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
 
     private void OnForget(ForgetSession forget)
     {
-        if (_sessionKey.Length == 0) _sessionKey = forget.SessionKey;
+        LearnKey(forget.SessionKey);
         _history.Clear();
         _recordedSinceSnapshot = 0;
         if (!Durable)
@@ -280,7 +280,7 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
 
     private void OnCheckRetention(CheckRetention check)
     {
-        if (_sessionKey.Length == 0) _sessionKey = check.SessionKey;
+        LearnKey(check.SessionKey);
         // A live session has been active since it recovered (it passivates long before any retention runs out).
         if (!Durable || _historyRecovered)
         {
@@ -339,12 +339,19 @@ public sealed class SessionActor : UntypedActor, IRunContextSource
         return other;
     }
 
-    private void Remember(string userText, string assistantText)
+    private void Remember(string userText, string assistantText) =>
+        SessionJournalActor.Append(_history, userText, assistantText, _settings.MaxHistoryEntries);
+
+    // Learned from the first message: every session shares one Props.
+    private void LearnKey(string sessionKey)
     {
-        _history.Add(new ConversationEntry(ConversationRole.User, userText));
-        _history.Add(new ConversationEntry(ConversationRole.Assistant, assistantText));
-        var excess = _history.Count - _settings.MaxHistoryEntries;
-        if (excess > 0) _history.RemoveRange(0, excess);
+        if (_sessionKey.Length == 0) _sessionKey = sessionKey;
+    }
+
+    /// <summary>The journal is gone (or the session stops): whoever waits for a forget hears it did not happen.</summary>
+    private void FailForgets()
+    {
+        while (_forgetting is { Count: > 0 }) _forgetting.Dequeue().Tell(new HistoryForgotten(Deleted: false));
     }
 }
 

@@ -69,7 +69,7 @@ public sealed class SessionJournalActor : UntypedPersistentActor
                 _eventsSinceSnapshot = 0;
                 break;
             case TurnRecorded recorded:
-                Append(_recovered!, recorded, _maxHistoryEntries);
+                Append(_recovered!, recorded.UserText, recorded.ReplyText, _maxHistoryEntries);
                 _lastActive = recorded.AtUnixMs;
                 _eventsSinceSnapshot++;
                 break;
@@ -176,11 +176,11 @@ public sealed class SessionJournalActor : UntypedPersistentActor
         base.OnRecoveryFailure(reason, message);
     }
 
-    /// <summary>Adds a recorded turn to a history, dropping the oldest entries beyond <paramref name="maxEntries"/>.</summary>
-    internal static void Append(List<ConversationEntry> history, TurnRecorded recorded, int maxEntries)
+    /// <summary>Adds a turn to a history, dropping the oldest entries beyond <paramref name="maxEntries"/> (a session's memory and its recovery alike).</summary>
+    internal static void Append(List<ConversationEntry> history, string userText, string replyText, int maxEntries)
     {
-        history.Add(new ConversationEntry(ConversationRole.User, recorded.UserText));
-        history.Add(new ConversationEntry(ConversationRole.Assistant, recorded.ReplyText));
+        history.Add(new ConversationEntry(ConversationRole.User, userText));
+        history.Add(new ConversationEntry(ConversationRole.Assistant, replyText));
         var excess = history.Count - maxEntries;
         if (excess > 0) history.RemoveRange(0, excess);
     }
